@@ -1,0 +1,47 @@
+# upsert_pipeline — `make dev` and `make test` are the two a newcomer needs.
+SHELL := /bin/bash
+UV ?= uv
+RUN := $(UV) run --frozen
+DAGSTER_DEV_HOME := $(CURDIR)/.dagster_home
+LANDING := $(CURDIR)/data/landing
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## Create .venv from uv.lock (the exact, locked versions)
+	$(UV) sync --frozen
+
+$(LANDING)/orders:
+	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING)
+
+.PHONY: sample-data
+sample-data: install ## Generate the sample landing batches under data/landing (deterministic)
+	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING)
+
+.PHONY: redeliver
+redeliver: install ## Replace some days' landing batches with corrected re-deliveries
+	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING) --redeliver
+
+.PHONY: dev
+dev: install $(LANDING)/orders ## Run `dagster dev` on an embedded SQLite instance in .dagster_home/
+	mkdir -p $(DAGSTER_DEV_HOME)
+	DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dagster dev -m upsert_pipeline.definitions
+
+.PHONY: lint
+lint: install ## ruff (lint and format check) and mypy on the package
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy
+
+.PHONY: test
+test: lint ## Lint, type-check and run the whole test suite
+	$(RUN) pytest $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove the generated lake, landing data and dev instance
+	rm -rf data/lake data/landing $(DAGSTER_DEV_HOME)

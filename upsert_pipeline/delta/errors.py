@@ -1,0 +1,43 @@
+"""Named errors for refused batches. Each one is raised before anything is written to the table."""
+
+from __future__ import annotations
+
+
+class UpsertError(Exception):
+    """Base class: the batch was refused and the Delta table was left as it was."""
+
+
+class BatchSchemaError(UpsertError):
+    """The batch's columns do not fit the table's (or the feed's declared) schema."""
+
+
+class MissingColumnError(BatchSchemaError):
+    """A column the table or feed requires is absent from the batch."""
+
+
+class UnexpectedColumnError(BatchSchemaError):
+    """The batch carries a column that the table or feed does not have."""
+
+
+class ColumnTypeError(BatchSchemaError):
+    """A column's type differs from the table's (or the feed's declared) type."""
+
+
+class InvalidIdentifierError(UpsertError):
+    """A column name cannot be used safely in a merge predicate."""
+
+
+class DuplicateKeyError(UpsertError):
+    """Two or more rows of the batch share one merge key."""
+
+
+class NullKeyError(UpsertError):
+    """A merge key column holds a null."""
+
+
+class PartitionMismatchError(UpsertError):
+    """A row's partition column does not equal the partition being loaded."""
+
+
+class PartitionSpecError(UpsertError):
+    """The partition asked for does not match the columns the table is partitioned by."""

@@ -1,0 +1,84 @@
+"""SQL text for the MERGE: quoted identifiers and literals, so batch content never becomes SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+
+from upsert_pipeline.delta.errors import InvalidIdentifierError
+from upsert_pipeline.delta.result import PartitionValue
+
+SOURCE_ALIAS = "s"
+TARGET_ALIAS = "t"
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_identifier(name: str) -> str:
+    """Returns ``name`` if it is a plain identifier, the only kind put into predicate text.
+
+    Raises:
+        InvalidIdentifierError: ``name`` holds anything but letters, digits and underscores.
+    """
+    if not _IDENTIFIER.fullmatch(name):
+        raise InvalidIdentifierError(
+            f"column name {name!r} is not a plain identifier ([A-Za-z_][A-Za-z0-9_]*)"
+        )
+    return name
+
+
+def column(alias: str, name: str) -> str:
+    """``alias.`name```, refusing any name that is not a plain identifier."""
+    return f"{alias}.`{check_identifier(name)}`"
+
+
+def literal(value: PartitionValue) -> str:
+    """A SQL literal for a partition value: a quoted date or string, or an integer."""
+    if isinstance(value, bool):
+        raise TypeError(f"a partition value must be a str, int or date, not bool ({value!r})")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        raise TypeError(f"a partition value must be a date, not a datetime ({value!r})")
+    if isinstance(value, dt.date):
+        return f"'{value.isoformat()}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise TypeError(f"a partition value must be a str, int or date, not {type(value).__name__}")
+
+
+def merge_predicate(keys: Iterable[str], partition: Mapping[str, PartitionValue] | None) -> str:
+    """Matches source and target rows on ``keys``, inside one partition when one is given.
+
+    The partition value is a literal on the target side so that delta-rs prunes every other
+    partition's files from the merge: they are neither read nor rewritten.
+
+    Example:
+        >>> merge_predicate(["order_id"], {"order_date": "2026-11-02"})
+        "t.`order_date` = '2026-11-02' AND t.`order_id` = s.`order_id`"
+    """
+    scope = [
+        f"{column(TARGET_ALIAS, name)} = {literal(value)}"
+        for name, value in (partition or {}).items()
+    ]
+    match = [f"{column(TARGET_ALIAS, key)} = {column(SOURCE_ALIAS, key)}" for key in keys]
+    return " AND ".join(scope + match)
+
+
+def changed_predicate(columns: Iterable[str]) -> str | None:
+    """True when any of ``columns`` differs between target and source, nulls compared as values.
+
+    Each comparison is parenthesised: delta-rs's planner fails on an unparenthesised chain of
+    ``IS DISTINCT FROM ... OR ...``. ``None`` when there is no column to compare (a key-only
+    table), in which case no matched row ever needs an update.
+
+    Example:
+        >>> changed_predicate(["status", "amount"])
+        '(t.`status` IS DISTINCT FROM s.`status`) OR (t.`amount` IS DISTINCT FROM s.`amount`)'
+    """
+    comparisons = [
+        f"({column(TARGET_ALIAS, name)} IS DISTINCT FROM {column(SOURCE_ALIAS, name)})"
+        for name in columns
+    ]
+    return " OR ".join(comparisons) or None

@@ -1,0 +1,98 @@
+"""The typed result of one upsert: every count comes from the merge's metrics or the Delta log."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+PartitionValue = str | int | dt.date
+"""A partition column's value: a string, an integer or a date."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowCounts:
+    """Row counts of one table version, summed from ``numRecords`` of its add actions.
+
+    A count is ``None`` (unknown) when any data file it covers carries no ``numRecords`` stat:
+    it is never estimated and never replaced by a scan.
+
+    Attributes:
+        version: The table version the counts describe.
+        table_rows: Rows in the whole table, or ``None`` if unknown.
+        partition_rows: Rows in the requested partition, ``None`` if unknown or if no partition
+            was asked for.
+        table_files: Data files in the table.
+        partition_files: Data files in the requested partition (0 without a partition).
+        files_without_stats: Data files (of the partition if one was asked for, else of the
+            table) whose add action has no ``numRecords``.
+    """
+
+    version: int
+    table_rows: int | None
+    partition_rows: int | None
+    table_files: int
+    partition_files: int
+    files_without_stats: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpsertResult:
+    """What one upsert did, read from the MERGE's metrics and the log of the snapshots around it.
+
+    Attributes:
+        table_uri: The Delta table merged into.
+        partition: The ``{column: value}`` the merge was scoped to, or ``None``.
+        source_rows: Rows in the batch, as the merge counted them.
+        inserted: Rows the merge inserted.
+        updated: Matched rows the merge rewrote because a non-key column really changed.
+        deleted: Rows the merge deleted.
+        copied: Unchanged target rows the merge copied into rewritten files.
+        unchanged: ``source_rows - inserted - updated - deleted``.
+        read_version: The version of the snapshot the merge started from.
+        version: The table version after the merge; equals ``read_version`` when nothing changed.
+        before: Row counts of the snapshot the merge started from.
+        after: Row counts of the snapshot after the commit.
+        files_added: Data files the commit added.
+        files_removed: Data files the commit removed.
+        files_scanned: Target files the merge read.
+        files_skipped: Target files the merge pruned without reading.
+        execution_time_ms: The merge's execution time, as delta-rs reported it.
+        scan_time_ms: Time spent scanning the target, as delta-rs reported it.
+        rewrite_time_ms: Time spent rewriting files, as delta-rs reported it.
+    """
+
+    table_uri: str
+    partition: Mapping[str, PartitionValue] | None
+    source_rows: int
+    inserted: int
+    updated: int
+    deleted: int
+    copied: int
+    unchanged: int
+    read_version: int
+    version: int
+    before: RowCounts
+    after: RowCounts
+    files_added: int
+    files_removed: int
+    files_scanned: int
+    files_skipped: int
+    execution_time_ms: int
+    scan_time_ms: int
+    rewrite_time_ms: int
+
+    @property
+    def committed(self) -> bool:
+        """Whether the merge wrote a new table version."""
+        return self.version != self.read_version
+
+    @property
+    def partition_rows(self) -> int | None:
+        """Rows in the partition after the commit, or ``None`` if unknown or unpartitioned."""
+        return self.after.partition_rows
+
+    @property
+    def table_rows(self) -> int | None:
+        """Rows in the whole table after the commit, or ``None`` if unknown."""
+        return self.after.table_rows

@@ -1,0 +1,113 @@
+"""Checks a batch must pass before anything is written: schema, keys and partition values.
+
+All of them look at the batch in memory; none reads the table's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from upsert_pipeline.delta.errors import (
+    ColumnTypeError,
+    DuplicateKeyError,
+    MissingColumnError,
+    NullKeyError,
+    PartitionMismatchError,
+    UnexpectedColumnError,
+)
+from upsert_pipeline.delta.predicates import check_identifier
+from upsert_pipeline.delta.result import PartitionValue
+
+_SAMPLE = 5
+
+
+def storage_type(data_type: pa.DataType) -> pa.DataType:
+    """Folds the string and binary layouts (large, view) that Arrow producers pick freely."""
+    if pa.types.is_large_string(data_type) or pa.types.is_string_view(data_type):
+        return pa.string()
+    if pa.types.is_large_binary(data_type) or pa.types.is_binary_view(data_type):
+        return pa.binary()
+    return data_type
+
+
+def storage_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` with the layouts a Delta table stores (``string``, not ``large_string``)."""
+    return pa.schema([field.with_type(storage_type(field.type)) for field in schema])
+
+
+def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Returns ``batch`` with exactly ``schema``'s columns, in its order and types.
+
+    Only layout differences (``large_string`` or ``string_view`` for ``string``) are cast away;
+    any other type difference is refused.
+
+    Raises:
+        MissingColumnError: A column of ``schema`` is absent.
+        UnexpectedColumnError: The batch has a column that ``schema`` lacks.
+        ColumnTypeError: A column's type differs from ``schema``'s.
+        InvalidIdentifierError: A column name is not a plain identifier.
+    """
+    for name in batch.column_names:
+        check_identifier(name)
+    missing = [name for name in schema.names if name not in batch.column_names]
+    if missing:
+        raise MissingColumnError(f"batch lacks column(s) {missing}; expected {schema.names}")
+    extra = [name for name in batch.column_names if name not in schema.names]
+    if extra:
+        raise UnexpectedColumnError(f"batch has column(s) {extra} that the table lacks")
+    wrong = [
+        f"{field.name}: {batch.schema.field(field.name).type} (expected {field.type})"
+        for field in schema
+        if storage_type(batch.schema.field(field.name).type) != storage_type(field.type)
+    ]
+    if wrong:
+        raise ColumnTypeError("batch column(s) of the wrong type: " + "; ".join(wrong))
+    return batch.select(schema.names).cast(schema)
+
+
+def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
+    """Refuses null keys and keys that occur more than once in the batch.
+
+    Raises:
+        NullKeyError: A key column holds a null.
+        DuplicateKeyError: Several rows share a key; a sample of them is named.
+    """
+    if not keys:
+        raise ValueError("an upsert needs at least one key column")
+    for key in keys:
+        if key not in batch.column_names:
+            raise MissingColumnError(f"batch lacks key column {key!r}")
+        nulls = batch.column(key).null_count
+        if nulls:
+            raise NullKeyError(f"key column {key!r} holds {nulls} null(s)")
+    counts = batch.group_by(list(keys)).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if repeated.num_rows:
+        sample = repeated.slice(0, _SAMPLE).to_pylist()
+        raise DuplicateKeyError(
+            f"{repeated.num_rows} key(s) occur more than once in the batch, e.g. {sample}"
+        )
+
+
+def check_partition(batch: pa.Table, partition: Mapping[str, PartitionValue]) -> None:
+    """Refuses rows whose partition columns are not the partition being loaded.
+
+    Raises:
+        MissingColumnError: A partition column is absent from the batch.
+        PartitionMismatchError: Some row holds another value (or null) in a partition column.
+    """
+    for name, value in partition.items():
+        if name not in batch.column_names:
+            raise MissingColumnError(f"batch lacks partition column {name!r}")
+        values = batch.column(name)
+        expected = pa.scalar(value).cast(values.type)
+        outside = pc.invert(pc.fill_null(pc.equal(values, expected), False))
+        stray = pc.filter(values, outside)
+        if len(stray):
+            found = sorted({str(v) for v in stray.unique().to_pylist()})[:_SAMPLE]
+            raise PartitionMismatchError(
+                f"{len(stray)} row(s) have {name} outside the partition {expected}: {found}"
+            )

@@ -1,0 +1,68 @@
+"""Shared fixtures: a Delta table URI on tmp_path, small order batches, landing data, resources."""
+
+import datetime as dt
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from upsert_pipeline.feeds import ORDERS
+from upsert_pipeline.resources import DeltaMergeResource, LandingResource
+from upsert_pipeline.sample_data import generate
+
+DAY = dt.date(2026, 11, 2)
+OTHER_DAY = dt.date(2026, 11, 3)
+UPDATED_AT = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
+
+
+def order_batch(
+    ids: Sequence[int],
+    *,
+    day: dt.date = DAY,
+    status: str | None = "placed",
+    amount: Decimal | None = Decimal("9.99"),
+) -> pa.Table:
+    """Orders with the given ids on one day, every row alike but for its id."""
+    count = len(ids)
+    return pa.table(
+        {
+            "order_id": list(ids),
+            "order_date": [day] * count,
+            "customer_id": [7] * count,
+            "status": [status] * count,
+            "amount": [amount] * count,
+            "updated_at": [UPDATED_AT] * count,
+        },
+        schema=ORDERS.schema,
+    )
+
+
+def scan_rows(table_uri: str, day: dt.date | None = None) -> int:
+    """The reference count: a polars scan of the table's data (what this project avoids)."""
+    frame = pl.scan_delta(table_uri)
+    if day is not None:
+        frame = frame.filter(pl.col("order_date") == day)
+    return int(frame.select(pl.len()).collect().item())
+
+
+@pytest.fixture
+def table_uri(tmp_path: Path) -> str:
+    return str(tmp_path / "lake" / "orders")
+
+
+@pytest.fixture
+def landing_dir(tmp_path: Path) -> Path:
+    landing = tmp_path / "landing"
+    generate(landing, days=4)
+    return landing
+
+
+@pytest.fixture
+def resources(tmp_path: Path, landing_dir: Path) -> dict[str, object]:
+    return {
+        "landing": LandingResource(uri=str(landing_dir)),
+        "lake": DeltaMergeResource(lake_uri=str(tmp_path / "lake")),
+    }

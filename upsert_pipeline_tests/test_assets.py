@@ -1,0 +1,132 @@
+"""Materializing the assets: count metadata read back from the instance's event log."""
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from upsert_pipeline.assets import customers, orders
+from upsert_pipeline.delta import DuplicateKeyError, PartitionMismatchError, read_row_counts
+from upsert_pipeline.feeds import ORDERS
+from upsert_pipeline.sample_data import redeliver
+from upsert_pipeline.sources import LandingFileNotFoundError
+from upsert_pipeline_tests.conftest import order_batch, scan_rows
+
+COUNT_KEYS = (
+    "upsert/source_rows",
+    "upsert/rows_inserted",
+    "upsert/rows_updated",
+    "upsert/rows_deleted",
+    "upsert/rows_unchanged",
+    "delta/version",
+    "delta/files_added",
+    "delta/files_removed",
+    "delta/merge_ms",
+    "dagster/row_count",
+)
+
+
+def _latest_metadata(instance, asset: str, partition: str) -> dict[str, object]:
+    event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    assert event is not None and records
+    materialization = records[0].asset_materialization
+    assert materialization.partition == partition
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def test_materializations_report_counts_from_the_commit(resources, tmp_path):
+    with dg.instance_for_test() as instance:
+        for partition in ("2026-11-01", "2026-11-02", "2026-11-03"):
+            result = dg.materialize(
+                [orders, customers], partition_key=partition, resources=resources, instance=instance
+            )
+            assert result.success
+
+        lake = str(tmp_path / "lake")
+        for partition in ("2026-11-01", "2026-11-02", "2026-11-03"):
+            metadata = _latest_metadata(instance, "orders", partition)
+            for key in COUNT_KEYS:
+                assert isinstance(metadata[key], int), key
+            day = dt.date.fromisoformat(partition)
+            assert metadata["dagster/partition_row_count"] == scan_rows(f"{lake}/orders", day)
+            assert metadata["upsert/rows_inserted"] == metadata["upsert/source_rows"]
+            assert metadata["dagster/uri"] == f"{lake}/orders"
+            assert [column.name for column in metadata["dagster/column_schema"].columns] == (
+                ORDERS.schema.names
+            )
+        assert _latest_metadata(instance, "orders", "2026-11-03")["dagster/row_count"] == (
+            scan_rows(f"{lake}/orders")
+        )
+        customer_metadata = _latest_metadata(instance, "customers", "2026-11-03")
+        assert "dagster/partition_row_count" not in customer_metadata
+        assert customer_metadata["dagster/row_count"] == 220
+        assert customer_metadata["upsert/rows_updated"] > 0
+
+
+def test_rerun_reports_zero_updated_and_redelivery_reports_updates(resources, landing_dir):
+    with dg.instance_for_test() as instance:
+        for _ in range(2):
+            dg.materialize(
+                [orders], partition_key="2026-11-03", resources=resources, instance=instance
+            )
+        rerun = _latest_metadata(instance, "orders", "2026-11-03")
+        assert (rerun["upsert/rows_inserted"], rerun["upsert/rows_updated"]) == (0, 0)
+        assert rerun["upsert/rows_unchanged"] == rerun["upsert/source_rows"]
+        assert rerun["delta/version"] == rerun["delta/read_version"]
+
+        redeliver(landing_dir, days=(2,))
+        dg.materialize([orders], partition_key="2026-11-03", resources=resources, instance=instance)
+        corrected = _latest_metadata(instance, "orders", "2026-11-03")
+        assert corrected["upsert/rows_inserted"] > 0
+        assert corrected["upsert/rows_updated"] > 0
+        assert corrected["upsert/rows_unchanged"] > 0
+        assert corrected["delta/version"] == rerun["delta/version"] + 1
+        assert corrected["dagster/partition_row_count"] == (
+            rerun["dagster/partition_row_count"] + corrected["upsert/rows_inserted"]
+        )
+
+
+def test_missing_landing_file_fails_naming_the_path(resources, landing_dir):
+    shutil.rmtree(landing_dir / "orders")
+    with dg.instance_for_test() as instance, pytest.raises(LandingFileNotFoundError) as error:
+        dg.materialize([orders], partition_key="2026-11-02", resources=resources, instance=instance)
+    assert str(landing_dir / "orders" / "2026-11-02.parquet") in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "batch"),
+    [
+        (DuplicateKeyError, order_batch([1, 1], day=dt.date(2026, 11, 2))),
+        (PartitionMismatchError, order_batch([1, 2], day=dt.date(2026, 11, 3))),
+    ],
+)
+def test_bad_landing_batch_fails_before_anything_is_written(
+    resources, landing_dir, tmp_path, error, batch
+):
+    import pyarrow.parquet as pq
+
+    with dg.instance_for_test() as instance:
+        dg.materialize([orders], partition_key="2026-11-02", resources=resources, instance=instance)
+        table_uri = str(tmp_path / "lake" / "orders")
+        version = DeltaTable(table_uri).version()
+        rows = read_row_counts(table_uri).table_rows
+
+        pq.write_table(batch, landing_dir / "orders" / "2026-11-02.parquet")
+        result = dg.materialize(
+            [orders],
+            partition_key="2026-11-02",
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+
+        assert not result.success
+        failure = result.failure_data_for_node("orders")
+        assert failure is not None and error.__name__ in failure.error.cause.cls_name
+        assert DeltaTable(table_uri).version() == version
+        assert scan_rows(table_uri) == rows

@@ -1,0 +1,68 @@
+"""Reading a landing batch: its path, its schema, and the errors that name what is wrong."""
+
+import re
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from upsert_pipeline.delta import ColumnTypeError, MissingColumnError
+from upsert_pipeline.feeds import ORDERS
+from upsert_pipeline.sources import (
+    InvalidPartitionKeyError,
+    LandingFileError,
+    LandingFileNotFoundError,
+    landing_path,
+    read_landing_batch,
+)
+from upsert_pipeline_tests.conftest import order_batch
+
+
+def _land(tmp_path, table: pa.Table, day: str = "2026-11-02") -> str:
+    folder = tmp_path / "orders"
+    folder.mkdir(exist_ok=True)
+    pq.write_table(table, folder / f"{day}.parquet")
+    return str(tmp_path)
+
+
+def test_reads_the_days_file_in_the_feeds_schema(tmp_path):
+    batch = order_batch([1, 2]).cast(
+        pa.schema(
+            [f.with_type(pa.large_string()) if f.name == "status" else f for f in ORDERS.schema]
+        )
+    )
+    landing = _land(tmp_path, batch)
+    read = read_landing_batch(landing, ORDERS, "2026-11-02")
+    assert read.schema == ORDERS.schema
+    assert read.num_rows == 2
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(
+        LandingFileNotFoundError, match=re.escape(str(tmp_path / "orders" / "2026-11-09.parquet"))
+    ):
+        read_landing_batch(str(tmp_path), ORDERS, "2026-11-09")
+
+
+@pytest.mark.parametrize(
+    "key", ["../2026-11-02", "2026-11-02/../../etc", "2026-13-01", "2026-1-02", ""]
+)
+def test_a_key_that_is_not_a_plain_day_is_refused(tmp_path, key):
+    with pytest.raises(InvalidPartitionKeyError):
+        landing_path(str(tmp_path), ORDERS, key)
+
+
+def test_a_file_that_is_not_parquet_is_refused_by_name(tmp_path):
+    (tmp_path / "orders").mkdir()
+    (tmp_path / "orders" / "2026-11-02.parquet").write_text("order_id,status\n1,paid\n")
+    with pytest.raises(LandingFileError, match=re.escape("2026-11-02.parquet")):
+        read_landing_batch(str(tmp_path), ORDERS, "2026-11-02")
+
+
+def test_wrong_type_and_missing_column_are_refused(tmp_path):
+    landing = _land(tmp_path, order_batch([1]).set_column(4, "amount", pa.array([1.5])))
+    with pytest.raises(ColumnTypeError, match="amount"):
+        read_landing_batch(landing, ORDERS, "2026-11-02")
+    landing = _land(tmp_path, order_batch([1]).drop_columns(["customer_id"]))
+    with pytest.raises(MissingColumnError, match="customer_id"):
+        read_landing_batch(landing, ORDERS, "2026-11-02")
