@@ -4,7 +4,9 @@ import datetime as dt
 
 import dagster as dg
 
+from upsert_pipeline.checks import inline_check_results, inline_check_specs
 from upsert_pipeline.delta import PartitionValue
+from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS, Feed
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import daily_partitions
@@ -20,7 +22,8 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
     """A daily-partitioned asset that upserts the day's landing batch of ``feed`` into the lake.
 
     Each materialization reports the merge's counts and the log's row counts as integer metadata,
-    so the UI lists and plots them per partition.
+    so the UI lists and plots them per partition, and evaluates the inline checks of
+    ``upsert_pipeline.checks`` on them.
 
     Example:
         >>> refunds = build_upsert_asset(Feed(name="refunds", schema=..., keys=("refund_id",),
@@ -33,6 +36,7 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
         kinds={"deltalake", "parquet"},
         group_name="lake",
         description=feed.description,
+        check_specs=inline_check_specs(feed),
     )
     def _upsert_asset(
         context: dg.AssetExecutionContext, landing: LandingResource, lake: DeltaMergeResource
@@ -45,8 +49,8 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
             partition=partition_scope(feed, context.partition_time_window.start.date()),
             commit_metadata={
                 "dagster.run_id": context.run.run_id,
-                "dagster.asset": feed.name,
-                "dagster.partition": context.partition_key,
+                PIPELINE_MARKER: feed.name,
+                PARTITION_MARKER: context.partition_key,
             },
         )
         context.log.info(
@@ -55,7 +59,10 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
             f"{result.read_version} -> {result.version}"
         )
         return dg.MaterializeResult(
-            metadata=upsert_metadata(result, table_name=feed.name, schema=feed.schema)
+            metadata=upsert_metadata(result, table_name=feed.name, schema=feed.schema),
+            check_results=inline_check_results(
+                context, feed, lake, result, landing_rows=batch.num_rows
+            ),
         )
 
     return _upsert_asset

@@ -5,6 +5,7 @@ import os
 import dagster as dg
 
 from upsert_pipeline.assets import customers, orders
+from upsert_pipeline.checks import freshness_checks, lake_checks
 from upsert_pipeline.resources import (
     DEFAULT_LAKE_URI,
     DEFAULT_LANDING_URI,
@@ -13,7 +14,13 @@ from upsert_pipeline.resources import (
     DeltaMergeResource,
     LandingResource,
 )
-from upsert_pipeline.schedules import ingest_job, ingest_schedule
+from upsert_pipeline.schedules import (
+    check_job,
+    freshness_job,
+    freshness_schedule,
+    ingest_job,
+    ingest_schedule,
+)
 
 
 def _setting(env_var: str, default: str) -> str:
@@ -24,8 +31,9 @@ def _setting(env_var: str, default: str) -> str:
 
 defs = dg.Definitions(
     assets=[orders, customers],
-    jobs=[ingest_job],
-    schedules=[ingest_schedule],
+    asset_checks=[*lake_checks, *freshness_checks],
+    jobs=[ingest_job, check_job, freshness_job],
+    schedules=[ingest_schedule, freshness_schedule],
     resources={
         "landing": LandingResource(uri=_setting(LANDING_URI_ENV, DEFAULT_LANDING_URI)),
         "lake": DeltaMergeResource(lake_uri=_setting(LAKE_URI_ENV, DEFAULT_LAKE_URI)),

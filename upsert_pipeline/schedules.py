@@ -1,8 +1,9 @@
-"""The job that ingests a day of every feed, and its daily schedule."""
+"""Jobs and their schedules: daily ingestion, the standalone checks, and freshness."""
 
 import dagster as dg
 
 from upsert_pipeline.assets import customers, orders
+from upsert_pipeline.checks import freshness_checks, lake_checks
 from upsert_pipeline.partitions import daily_partitions
 
 ingest_job = dg.define_asset_job(
@@ -14,4 +15,23 @@ ingest_job = dg.define_asset_job(
 
 ingest_schedule = dg.build_schedule_from_partitioned_job(
     ingest_job, hour_of_day=1, default_status=dg.DefaultScheduleStatus.STOPPED
+)
+
+check_job = dg.define_asset_job(
+    "check_lake",
+    selection=dg.AssetSelection.checks(*lake_checks),
+    partitions_def=daily_partitions,
+    description="Evaluates the standalone checks of one day's partition, without materializing.",
+)
+
+freshness_job = dg.define_asset_job(
+    "check_freshness",
+    selection=dg.AssetSelection.checks(*freshness_checks),
+    description="Evaluates whether each feed's latest due partition was materialized in time.",
+)
+
+freshness_schedule = dg.ScheduleDefinition(
+    job=freshness_job,
+    cron_schedule="15 9 * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
 )

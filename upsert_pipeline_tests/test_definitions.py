@@ -46,3 +46,12 @@ def test_resources_read_the_environment_at_run_time(monkeypatch, tmp_path, reloa
     lake = reload_definitions().resources["lake"]
     assert isinstance(lake.lake_uri, dg.EnvVar)
     assert lake.process_config_and_initialize().lake_uri == str(tmp_path / "lake")
+
+
+def test_the_daily_job_runs_the_standalone_checks_after_the_assets():
+    nodes = set(definitions.defs.resolve_job_def("ingest_daily").graph.node_names())
+    assert {"orders", "customers"} <= nodes
+    for asset in ("orders", "customers"):
+        assert {f"{asset}_not_empty", f"{asset}_volume_within_history"} <= nodes
+    check_nodes = set(definitions.defs.resolve_job_def("check_lake").graph.node_names())
+    assert "orders" not in check_nodes and "orders_not_empty" in check_nodes
