@@ -42,6 +42,10 @@ lint: install ## ruff (lint and format check) and mypy on the package
 test: lint ## Lint, type-check and run the whole test suite
 	$(RUN) pytest $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: install ## Run the benchmarks (about an hour) and rewrite BENCHMARKS.md and docs/bench_*.png
+	$(RUN) python -m bench --out bench/results --markdown BENCHMARKS.md --plots docs
+
 .PHONY: clean
 clean: ## Remove the generated lake, landing data and dev instance
 	rm -rf data/lake data/landing $(DAGSTER_DEV_HOME)
