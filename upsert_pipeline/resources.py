@@ -11,12 +11,19 @@ from pydantic import Field
 
 from upsert_pipeline.delta import (
     Batch,
+    DisallowedUriError,
     PartitionValue,
+    RetryPolicy,
     RowCounts,
+    UpsertError,
     UpsertResult,
+    UriPolicy,
+    app_id_for,
     read_row_counts,
     upsert,
 )
+from upsert_pipeline.delta.predicates import check_identifier
+from upsert_pipeline.delta.uris import DEFAULT_SCHEMES
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.sources import landing_path, read_landing_batch
 
@@ -25,20 +32,37 @@ LAKE_URI_ENV = "UPSERT_PIPELINE_LAKE_URI"
 LANDING_URI_ENV = "UPSERT_PIPELINE_LANDING_URI"
 DEFAULT_LAKE_URI = str(PROJECT_DIR / "data" / "lake")
 DEFAULT_LANDING_URI = str(PROJECT_DIR / "data" / "landing")
+ALLOWED_SCHEMES = sorted(DEFAULT_SCHEMES)
+
+
+def _allowed_schemes() -> list[str]:
+    return list(ALLOWED_SCHEMES)
 
 
 class LandingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The folder (or object-store prefix) where each feed's daily parquet batches land."""
 
     uri: str = Field(description="Landing root: <uri>/<feed>/<YYYY-MM-DD>.parquet.")
+    allowed_schemes: list[str] = Field(
+        default_factory=_allowed_schemes,
+        description="URI schemes the landing root may use ('file' covers plain paths).",
+    )
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="Roots the landing URI must lie under; empty allows any root.",
+    )
+
+    def uri_policy(self) -> UriPolicy:
+        """The allow-list the landing URI is held to."""
+        return UriPolicy.of(schemes=self.allowed_schemes, roots=self.allowed_roots)
 
     def path(self, feed: Feed, partition_key: str) -> str:
         """The landing file of ``feed`` for one day."""
-        return landing_path(self.uri, feed, partition_key)
+        return landing_path(self.uri, feed, partition_key, uri_policy=self.uri_policy())
 
     def read_batch(self, feed: Feed, partition_key: str) -> pa.Table:
         """Reads and validates the day's batch of ``feed``; see ``read_landing_batch``."""
-        return read_landing_batch(self.uri, feed, partition_key)
+        return read_landing_batch(self.uri, feed, partition_key, uri_policy=self.uri_policy())
 
 
 class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -48,10 +72,52 @@ class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     storage_options: dict[str, str] = Field(
         default_factory=dict, description="Object-store options passed to delta-rs."
     )
+    allowed_schemes: list[str] = Field(
+        default_factory=_allowed_schemes,
+        description="URI schemes the lake may use ('file' covers plain paths).",
+    )
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="Roots every table URI must lie under; empty allows any root.",
+    )
+    max_commit_attempts: int = Field(
+        default=RetryPolicy().max_attempts,
+        description="Times a merge is run when its commit conflicts with a concurrent one.",
+    )
+    max_backoff_s: float = Field(
+        default=RetryPolicy().max_backoff_s,
+        description="Cap, in seconds, of the jittered wait between conflicting attempts.",
+    )
+    idempotent: bool = Field(
+        default=True,
+        description="Record each batch as a Delta application transaction and skip a batch "
+        "that is already the last one committed to its partition.",
+    )
+
+    def uri_policy(self) -> UriPolicy:
+        """The allow-list every table URI is held to."""
+        return UriPolicy.of(schemes=self.allowed_schemes, roots=self.allowed_roots)
+
+    def retry_policy(self) -> RetryPolicy:
+        """How conflicting merges are retried."""
+        return RetryPolicy(
+            max_attempts=self.max_commit_attempts,
+            initial_backoff_s=min(RetryPolicy().initial_backoff_s, self.max_backoff_s),
+            max_backoff_s=self.max_backoff_s,
+        )
 
     def table_uri(self, table: str) -> str:
-        """The URI of one table of the lake."""
-        return f"{self.lake_uri.rstrip('/')}/{table}"
+        """The URI of one table of the lake.
+
+        Raises:
+            DisallowedUriError: ``table`` is not a plain name, or the lake is not allowed.
+        """
+        try:
+            check_identifier(table)
+        except UpsertError as error:
+            raise DisallowedUriError(f"table name {table!r} is not a plain name") from error
+        uri = f"{self.lake_uri.rstrip('/')}/{table}"
+        return self.uri_policy().check(uri, what="table")
 
     def upsert(
         self,
@@ -62,7 +128,12 @@ class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         partition: Mapping[str, PartitionValue] | None = None,
         commit_metadata: Mapping[str, str] | None = None,
     ) -> UpsertResult:
-        """Upserts ``batch`` into ``table``; see ``upsert_pipeline.delta.upsert``."""
+        """Upserts ``batch`` into ``table``; see ``upsert_pipeline.delta.upsert``.
+
+        The merge scope's application id is ``app_id_for(table, partition)``, e.g.
+        ``upsert_pipeline:orders:order_date=2026-11-02``; a conflicting commit is retried per
+        ``retry_policy()`` and the result says how many attempts it took.
+        """
         return upsert(
             self.table_uri(table),
             batch,
@@ -70,6 +141,10 @@ class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             partition=partition,
             storage_options=self.storage_options or None,
             commit_metadata=commit_metadata,
+            retry=self.retry_policy(),
+            idempotent=self.idempotent,
+            app_id=app_id_for(table, partition),
+            uri_policy=self.uri_policy(),
         )
 
     def row_counts(

@@ -7,10 +7,14 @@ from upsert_pipeline.delta.counts import read_row_counts, snapshot_counts
 from upsert_pipeline.delta.errors import (
     BatchSchemaError,
     ColumnTypeError,
+    CommitRetriesExhaustedError,
+    DisallowedUriError,
     DuplicateKeyError,
     InvalidIdentifierError,
+    InvalidPartitionValueError,
     MissingColumnError,
     NullKeyError,
+    NullValueError,
     PartitionMismatchError,
     PartitionSpecError,
     UnexpectedColumnError,
@@ -18,22 +22,35 @@ from upsert_pipeline.delta.errors import (
 )
 from upsert_pipeline.delta.merge import Batch, upsert
 from upsert_pipeline.delta.result import PartitionValue, RowCounts, UpsertResult
+from upsert_pipeline.delta.retry import RetryPolicy, is_commit_conflict
+from upsert_pipeline.delta.transactions import app_id_for, batch_identity
+from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY, UriPolicy
 
 __all__ = [
+    "DEFAULT_URI_POLICY",
     "Batch",
     "BatchSchemaError",
     "ColumnTypeError",
+    "CommitRetriesExhaustedError",
+    "DisallowedUriError",
     "DuplicateKeyError",
     "InvalidIdentifierError",
+    "InvalidPartitionValueError",
     "MissingColumnError",
     "NullKeyError",
+    "NullValueError",
     "PartitionMismatchError",
     "PartitionSpecError",
     "PartitionValue",
+    "RetryPolicy",
     "RowCounts",
     "UnexpectedColumnError",
     "UpsertError",
     "UpsertResult",
+    "UriPolicy",
+    "app_id_for",
+    "batch_identity",
+    "is_commit_conflict",
     "read_row_counts",
     "snapshot_counts",
     "upsert",

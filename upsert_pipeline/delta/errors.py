@@ -23,6 +23,10 @@ class ColumnTypeError(BatchSchemaError):
     """A column's type differs from the table's (or the feed's declared) type."""
 
 
+class NullValueError(BatchSchemaError):
+    """A column declared not null (by the table or the feed) holds a null."""
+
+
 class InvalidIdentifierError(UpsertError):
     """A column name cannot be used safely in a merge predicate."""
 
@@ -41,3 +45,27 @@ class PartitionMismatchError(UpsertError):
 
 class PartitionSpecError(UpsertError):
     """The partition asked for does not match the columns the table is partitioned by."""
+
+
+class InvalidPartitionValueError(UpsertError):
+    """A partition value cannot be stored faithfully or put in a merge predicate.
+
+    Delta Lake writes an empty-string partition value as null, so ``''`` would land in another
+    partition than the one asked for; booleans, datetimes and other types have no literal here.
+    """
+
+
+class DisallowedUriError(UpsertError):
+    """A table or landing URI is outside the allow-list of schemes and roots."""
+
+
+class CommitRetriesExhaustedError(RuntimeError):
+    """Every commit attempt of a merge hit a concurrent commit; nothing of the batch was written.
+
+    Attributes:
+        attempts: How many times the merge was run against a fresh snapshot.
+    """
+
+    def __init__(self, message: str, *, attempts: int) -> None:
+        super().__init__(message)
+        self.attempts = attempts

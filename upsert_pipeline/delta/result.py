@@ -60,6 +60,15 @@ class UpsertResult:
         execution_time_ms: The merge's execution time, as delta-rs reported it.
         scan_time_ms: Time spent scanning the target, as delta-rs reported it.
         rewrite_time_ms: Time spent rewriting files, as delta-rs reported it.
+        commit_attempts: How many times the merge ran: 1, plus one per commit conflict that made
+            it reload the table and merge again (each time with before-counts re-read).
+        already_applied: The batch was the last one committed to its scope (its application
+            transaction says so): no merge ran, nothing was written, and every row counts as
+            unchanged.
+        app_id: The Delta application id of the merge scope, or ``None`` without idempotency.
+        batch_id: The batch's content identity (SHA-256), or ``None`` without idempotency.
+        transaction_version: The scope's application transaction version after the upsert:
+            how many batches have changed the scope; ``None`` if none has (or no idempotency).
     """
 
     table_uri: str
@@ -81,6 +90,22 @@ class UpsertResult:
     execution_time_ms: int
     scan_time_ms: int
     rewrite_time_ms: int
+    commit_attempts: int = 1
+    already_applied: bool = False
+    app_id: str | None = None
+    batch_id: str | None = None
+    transaction_version: int | None = None
+
+    @property
+    def concurrent_commits(self) -> int:
+        """Commits of other writers between the snapshot read and this commit.
+
+        delta-rs moves a commit past concurrent commits that touched nothing the merge read
+        (other partitions). Partition counts still reconcile
+        (``before.partition_rows + inserted - deleted == partition_rows``); the table's do not,
+        since ``after`` includes those commits too.
+        """
+        return max(self.version - self.read_version - 1, 0) if self.committed else 0
 
     @property
     def committed(self) -> bool:

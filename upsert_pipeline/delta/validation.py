@@ -5,6 +5,7 @@ All of them look at the batch in memory; none reads the table's data.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
@@ -13,8 +14,10 @@ import pyarrow.compute as pc
 from upsert_pipeline.delta.errors import (
     ColumnTypeError,
     DuplicateKeyError,
+    InvalidPartitionValueError,
     MissingColumnError,
     NullKeyError,
+    NullValueError,
     PartitionMismatchError,
     UnexpectedColumnError,
 )
@@ -48,6 +51,7 @@ def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
         MissingColumnError: A column of ``schema`` is absent.
         UnexpectedColumnError: The batch has a column that ``schema`` lacks.
         ColumnTypeError: A column's type differs from ``schema``'s.
+        NullValueError: A column that ``schema`` declares not null holds a null.
         InvalidIdentifierError: A column name is not a plain identifier.
     """
     for name in batch.column_names:
@@ -65,6 +69,13 @@ def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
     ]
     if wrong:
         raise ColumnTypeError("batch column(s) of the wrong type: " + "; ".join(wrong))
+    nulls = [
+        f"{field.name} ({batch.column(field.name).null_count})"
+        for field in schema
+        if not field.nullable and batch.column(field.name).null_count
+    ]
+    if nulls:
+        raise NullValueError("null(s) in column(s) declared not null: " + ", ".join(nulls))
     return batch.select(schema.names).cast(schema)
 
 
@@ -92,6 +103,32 @@ def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
         )
 
 
+def check_partition_values(partition: Mapping[str, PartitionValue]) -> None:
+    """Refuses partition values that cannot be stored faithfully or written as a literal.
+
+    Raises:
+        InvalidIdentifierError: A partition column name is not a plain identifier.
+        InvalidPartitionValueError: A value is an empty string (Delta stores it as null, so the
+            rows would land outside the partition asked for), a bool, a datetime, or not a
+            str, int or date at all.
+    """
+    for name, value in partition.items():
+        check_identifier(name)
+        if isinstance(value, bool) or isinstance(value, dt.datetime):
+            raise InvalidPartitionValueError(
+                f"partition value {name}={value!r}: a bool or datetime is not a partition value"
+            )
+        if not isinstance(value, str | int | dt.date):
+            raise InvalidPartitionValueError(
+                f"partition value {name}={value!r} is a {type(value).__name__}, "
+                "not a str, int or date"
+            )
+        if value == "":
+            raise InvalidPartitionValueError(
+                f"partition value {name}='' would be stored as null by Delta Lake"
+            )
+
+
 def check_partition(batch: pa.Table, partition: Mapping[str, PartitionValue]) -> None:
     """Refuses rows whose partition columns are not the partition being loaded.
 
@@ -103,7 +140,12 @@ def check_partition(batch: pa.Table, partition: Mapping[str, PartitionValue]) ->
         if name not in batch.column_names:
             raise MissingColumnError(f"batch lacks partition column {name!r}")
         values = batch.column(name)
-        expected = pa.scalar(value).cast(values.type)
+        try:
+            expected = pa.scalar(value).cast(values.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise PartitionMismatchError(
+                f"partition value {name}={value!r} does not fit the batch's {values.type} column"
+            ) from error
         outside = pc.invert(pc.fill_null(pc.equal(values, expected), False))
         stray = pc.filter(values, outside)
         if len(stray):

@@ -1,0 +1,80 @@
+"""Retrying a merge whose commit lost a race: which errors are conflicts, and how long to wait.
+
+delta-rs already retries a commit on its own (``CommitProperties.max_commit_retries``, 15 by
+default): when another writer took the next version first, it checks the winning commits against
+what the merge read and, if they touched none of it (another partition), writes the *same* actions
+at the next free version. Nothing is re-read and nothing is re-computed, so it can only ever
+succeed for commits that do not overlap. When the winning commit did add or remove files the merge
+read (the same partition), or wrote the same application transaction, the commit fails with
+``CommitFailedError``; the only correct answer is to reload the table and run the whole merge
+again on the new snapshot (new before-counts, new matches). That outer loop is what
+``RetryPolicy`` bounds.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from deltalake.exceptions import CommitFailedError, DeltaError
+
+# CommitFailedError messages of delta-rs that no retry can fix (the table forbids the commit).
+_PERMANENT_COMMIT_FAILURES = (
+    "append-only",
+    "Unsupported reader features",
+    "Unsupported writer features",
+    "features must be specified",
+    "serializing commit log",
+)
+# Raised (as a plain DeltaError) when two writers race to write version 0 of a new table.
+_VERSION_TAKEN = "Tried committing existing table version"
+
+
+def is_commit_conflict(error: BaseException) -> bool:
+    """Whether ``error`` means another writer committed first, so re-running the merge may succeed.
+
+    Example:
+        >>> is_commit_conflict(CommitFailedError("Failed to commit transaction: ..."))
+        True
+    """
+    if isinstance(error, CommitFailedError):
+        message = str(error)
+        return not any(marker in message for marker in _PERMANENT_COMMIT_FAILURES)
+    return isinstance(error, DeltaError) and _VERSION_TAKEN in str(error)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How often a conflicting merge is re-run, with capped exponential backoff and full jitter.
+
+    Attempt ``n`` (from 1) that fails waits a uniformly random time in
+    ``[0, min(max_backoff_s, initial_backoff_s * 2 ** (n - 1))]`` before attempt ``n + 1``; jitter
+    keeps writers that collided from colliding again in lockstep.
+
+    Attributes:
+        max_attempts: Merges run at most (the first run included); at least 1.
+        initial_backoff_s: The cap of the first wait, in seconds.
+        max_backoff_s: The cap of any wait, in seconds.
+        max_commit_retries: delta-rs's own rebase retries per attempt (see the module docstring);
+            ``None`` keeps delta-rs's default (15).
+
+    Example:
+        >>> RetryPolicy(max_attempts=3).backoff_s(2, random.Random(0)) <= 0.1
+        True
+    """
+
+    max_attempts: int = 10
+    initial_backoff_s: float = 0.05
+    max_backoff_s: float = 2.0
+    max_commit_retries: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, not {self.max_attempts}")
+        if not 0 <= self.initial_backoff_s <= self.max_backoff_s:
+            raise ValueError("backoffs must satisfy 0 <= initial_backoff_s <= max_backoff_s")
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        cap = min(self.max_backoff_s, self.initial_backoff_s * 2 ** (attempt - 1))
+        return rng.uniform(0, cap)
