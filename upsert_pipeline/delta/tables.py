@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from deltalake import DeltaTable
+from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline.delta.retry import is_commit_conflict
@@ -21,9 +21,13 @@ def open_or_create(
     """Loads the table, creating it empty (version 0) on first write.
 
     ``DeltaTable.create(mode="ignore")`` only checks for an existing table before it commits, so
-    two writers that both find none both try to write version 0; the loser's commit fails
-    (``CommitFailedError: ... Protocol changed`` in delta-rs 1.6, seen under real races). That
-    failure means the table now exists: it is opened, not created again.
+    writers that all find none all commit a creation. Under real races (8 processes, delta-rs
+    1.6.6) the losers either fail (``CommitFailedError: ... Protocol changed``) or, worse, have
+    delta-rs's commit retry move their ``CREATE TABLE`` past the winner's: a second and third
+    protocol-and-metadata commit at versions 1 and 2, with a new table id (12 of 15 raced tables).
+    ``mode="error"`` and ``write_deltalake`` do the same. With ``max_commit_retries=0`` a creation
+    that is not version 0 fails instead of being moved, so exactly one ``CREATE TABLE`` lands; the
+    losers' failure means the table now exists, and it is opened.
 
     Raises:
         CommitFailedError: Creation kept failing with the table still absent (not a race).
@@ -40,6 +44,7 @@ def open_or_create(
                 partition_by=partition_by or None,
                 mode="ignore",
                 storage_options=storage_options,
+                commit_properties=CommitProperties(max_commit_retries=0),
             )
         except Exception as error:
             if not is_commit_conflict(error) or attempt == _CREATE_ATTEMPTS:
