@@ -15,6 +15,8 @@ to the day after the last partition so that the N keys are valid; the report say
 import contextlib
 import datetime as dt
 import json
+import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -152,17 +154,32 @@ def run(root: Path, plan: BackfillPlan) -> dict[str, Any]:
             samples[mode].seconds.append(report["wall_s"])
             runs.append({"mode": mode, **report})
     expected = plan.partitions * plan.rows_per_partition
+    cores_busy = {
+        mode: statistics.median(
+            sum(worker["cpu_s"] for worker in run["workers"]) / run["wall_s"]
+            for run in runs
+            if run["mode"] == mode
+        )
+        for mode in modes
+    }
     return {
         "plan": asdict(plan),
         "serial": samples["serial"].as_json(),
         "parallel": samples["parallel"].as_json(),
         "speedup": ratio(samples["serial"], samples["parallel"]),
         "per_partition_serial_s": samples["serial"].median / plan.partitions,
+        "cores_busy": cores_busy,
         "expected_rows": expected,
         "all_rows_present": all(run["table_rows"] == expected for run in runs),
         "dagster_clock_set_to": clock,
         "runs": runs,
     }
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all its threads (delta-rs' included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _worker(lake: str, landing: str, feed_name: str, keys: list[str], clock: str | None) -> None:
@@ -177,6 +194,7 @@ def _worker(lake: str, landing: str, feed_name: str, keys: list[str], clock: str
         print("ready", flush=True)
         sys.stdin.readline()
         start = time.perf_counter()
+        cpu_start = _cpu_seconds()
         per_partition = []
         for key in keys:
             begin = time.perf_counter()
@@ -187,6 +205,7 @@ def _worker(lake: str, landing: str, feed_name: str, keys: list[str], clock: str
                 {
                     "partitions": len(keys),
                     "busy_s": time.perf_counter() - start,
+                    "cpu_s": _cpu_seconds() - cpu_start,
                     "median_partition_s": float(np.median(per_partition)),
                     "inner_upsert_s": sum(assets.INNER_SECONDS["upsert"]),
                 }

@@ -62,7 +62,7 @@ FULL = Plan(
     integration=BatchPlan(_ORDERS_10M, updates=50_000, inserts=50_000),
     integration_repeats=5,
     backfill=BackfillPlan(
-        "orders", partitions=30, rows_per_partition=200_000, workers=2, repeats=3
+        "orders", partitions=30, rows_per_partition=200_000, workers=2, repeats=5
     ),
     remote=(
         RemotePlan(
@@ -76,10 +76,11 @@ FULL = Plan(
                 TableSpec("orders", _M, 100, DAYS),
                 TableSpec("orders", _M, 1000, DAYS),
                 TableSpec("orders", 10 * _M, 1000, DAYS),
+                TableSpec("orders", _M, 10_000, DAYS),
             ),
             count=CountPlan(rounds=2, repeats=1, updates=5000, inserts=5000),
             delay_ms=20,
-            lifetime_s=3600,
+            lifetime_s=5400,
         ),
     ),
 )

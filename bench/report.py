@@ -39,6 +39,10 @@ def _time(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
+def _signed(seconds: float) -> str:
+    return ("+" if seconds >= 0 else "-") + _time(abs(seconds))
+
+
 def _x(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -85,21 +89,37 @@ def _find(tables: list[dict[str, Any]], feed: str, rows: int, files: int) -> dic
 
 
 def _headline_count(tables: list[dict[str, Any]]) -> list[str]:
-    lines = []
-    for table in tables:
-        spec = table["spec"]
-        if spec["feed"] != "orders":
+    """Per shape: a rows x files grid of the scan count's cost against the project and upsert."""
+    lines: list[str] = []
+    for feed in ("orders", "wide"):
+        measured = [t for t in tables if t["spec"]["feed"] == feed]
+        if not measured:
             continue
-        scan = table["ratio_vs_project"]["polars_scan_len"]
-        versus_upsert = table["ratio_vs_upsert"]["polars_scan_len"]
-        full = table["ratio_vs_upsert"]["full_read_filter"]
-        lines.append(
-            f"- orders, {_rows(spec['rows'])} rows, {spec['files']:,} files: a polars/narwhals "
-            f"scan count takes {_time(_median(table, 'polars_scan_len'))}, "
-            f"**{_x(scan)}** the project's {_time(_median(table, 'project_held'))} and "
-            f"**{_x(versus_upsert)}** the upsert itself ({_time(_median(table, 'upsert'))}); "
-            f"a full read + filter is {_x(full)} the upsert."
-        )
+        all_rows = sorted({t["spec"]["rows"] for t in measured})
+        all_files = sorted({t["spec"]["files"] for t in measured})
+        header = [f"{feed} (rows / files)", *[f"{files:,}" for files in all_files]]
+        rows = []
+        for count in all_rows:
+            cells = []
+            for files in all_files:
+                table = _find(measured, feed, count, files)
+                cells.append(
+                    "not measured"
+                    if table is None
+                    else f"{_x(table['ratio_vs_project']['polars_scan_len'])} / "
+                    f"**{_x(table['ratio_vs_upsert']['polars_scan_len'])}** / "
+                    f"{_x(table['ratio_vs_upsert']['full_read_filter'])}"
+                )
+            rows.append([_rows(count), *cells])
+        lines += _table(header, rows)
+    if lines:
+        lines = [
+            "Each cell: a polars `scan_delta` count (table + partition) ÷ the project's count / "
+            "**÷ the upsert it follows** / a full read + filter ÷ the upsert (medians, same run, "
+            "local disk).",
+            "",
+            *lines,
+        ]
     return lines
 
 
@@ -253,12 +273,12 @@ def _overhead_section(section: dict[str, Any]) -> list[str]:
                 _time(paths["bare_merge"]["median_s"]),
                 _time(paths["upsert"]["median_s"]),
                 _x(report["upsert_vs_bare_merge"]),
-                _time(report["upsert_minus_bare_merge_s"]),
+                _signed(report["upsert_minus_bare_merge_s"]),
                 _time(paths["materialize"]["median_s"]),
                 _time(inner["upsert"]["median_s"]),
                 _time(inner["landing_read"]["median_s"]),
                 _x(report["materialize_vs_inner_upsert"]),
-                _time(report["materialize_minus_inner_upsert_s"]),
+                _signed(report["materialize_minus_inner_upsert_s"]),
             ]
         )
     return _table(header, rows)
@@ -317,6 +337,7 @@ def _backfill_section(section: dict[str, Any]) -> list[str]:
             f"parallel ({plan['workers']} processes)",
             "speed-up",
             "serial per partition",
+            "CPU cores busy (serial / parallel)",
             "all rows present",
         ],
         [
@@ -326,6 +347,10 @@ def _backfill_section(section: dict[str, Any]) -> list[str]:
                 _time(section["parallel"]["median_s"]),
                 _x(section["speedup"]),
                 _time(section["per_partition_serial_s"]),
+                " / ".join(
+                    f"{section['cores_busy'][mode]:.2f}" if "cores_busy" in section else "n/a"
+                    for mode in ("serial", "parallel")
+                ),
                 "yes" if section["all_rows_present"] else "**no**",
             ]
         ],
@@ -504,9 +529,9 @@ def _headline_rest(results: dict[str, Any]) -> list[str]:
             lines.append(
                 f"- Pipeline overhead ({feed}, {report['columns']} columns): `upsert` = "
                 f"{_x(report['upsert_vs_bare_merge'])} the bare delta-rs merge "
-                f"(+{_time(report['upsert_minus_bare_merge_s'])}); a whole `dg.materialize` = "
+                f"({_signed(report['upsert_minus_bare_merge_s'])}); a whole `dg.materialize` = "
                 f"{_x(report['materialize_vs_inner_upsert'])} the upsert inside it "
-                f"(+{_time(report['materialize_minus_inner_upsert_s'])})."
+                f"({_signed(report['materialize_minus_inner_upsert_s'])})."
             )
     section = results.get("integration")
     if _ok(section):
