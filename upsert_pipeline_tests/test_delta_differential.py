@@ -1,11 +1,18 @@
 """Differential test: every count the upsert reports equals what a polars scan of the table says.
 
 Random sequences of batches over a few partitions mix inserts, real changes, identical rows and
-null transitions (NULL -> value, value -> NULL, NULL -> NULL). Before and after each upsert the
-table is scanned, and the expected counts are derived per key from the two scans.
+null transitions (NULL -> value, value -> NULL, NULL -> NULL), and re-send earlier batches in
+another row order (a retried run): those must be recognised as already applied exactly when they
+are the last batch that changed their partition. After each upsert the table is scanned, and the
+expected counts are derived per key from that scan and the previous one (nothing but the upserts
+writes the table, so the previous step's scan is this step's "before").
+
+Sequences: 1000 when ``CI`` is set (profile ``differential-ci``), 150 otherwise
+(``differential``); ``HYPOTHESIS_PROFILE`` picks either explicitly.
 """
 
 import datetime as dt
+import os
 import tempfile
 from decimal import Decimal
 from typing import Any
@@ -23,6 +30,17 @@ DAYS = [dt.date(2026, 11, 1), dt.date(2026, 11, 2), dt.date(2026, 11, 3)]
 VALUE_COLUMNS = ("customer_id", "status", "amount")
 UPDATED_AT = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 
+_PROFILE_SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    "print_blob": True,
+}
+settings.register_profile("differential-ci", max_examples=1000, **_PROFILE_SETTINGS)
+settings.register_profile("differential", max_examples=150, **_PROFILE_SETTINGS)
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
+    "differential-ci" if os.environ.get("CI") else "differential"
+)
+
 rows = st.fixed_dictionaries(
     {
         "order_id": st.integers(0, 12),
@@ -34,6 +52,8 @@ rows = st.fixed_dictionaries(
 batches = st.tuples(
     st.sampled_from(DAYS), st.lists(rows, max_size=10, unique_by=lambda row: row["order_id"])
 )
+# An integer re-sends an earlier batch of the sequence (that index, modulo), rows reversed.
+steps = st.lists(st.one_of(batches, batches, st.integers(0, 7)), min_size=1, max_size=7)
 
 
 def _batch(day: dt.date, rows: list[dict[str, Any]]) -> pa.Table:
@@ -42,35 +62,46 @@ def _batch(day: dt.date, rows: list[dict[str, Any]]) -> pa.Table:
     )
 
 
-def _scan(uri: str, day: dt.date) -> tuple[dict[int, tuple[Any, ...]], int]:
-    """Rows of one partition by key, and the whole table's row count, read from the data."""
-    try:
-        frame = pl.read_delta(uri)
-    except Exception:  # the table does not exist yet
-        return {}, 0
-    partition = frame.filter(pl.col("order_date") == day)
-    by_key = {
-        row["order_id"]: tuple(row[column] for column in VALUE_COLUMNS)
-        for row in partition.to_dicts()
-    }
-    return by_key, frame.height
+def _scan(uri: str) -> dict[dt.date, dict[int, tuple[Any, ...]]]:
+    """Every partition's rows by key, read from the data."""
+    if not os.path.isdir(os.path.join(uri, "_delta_log")):
+        return {}
+    scanned: dict[dt.date, dict[int, tuple[Any, ...]]] = {}
+    for row in pl.read_delta(uri).to_dicts():
+        values = tuple(row[column] for column in VALUE_COLUMNS)
+        scanned.setdefault(row["order_date"], {})[row["order_id"]] = values
+    return scanned
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-@given(st.lists(batches, min_size=1, max_size=6))
+def _rows_of(rows: list[dict[str, Any]]) -> frozenset[tuple[Any, ...]]:
+    return frozenset((row["order_id"], *(row[c] for c in VALUE_COLUMNS)) for row in rows)
+
+
+@settings(settings.get_profile(PROFILE))
+@given(steps)
 def test_every_count_equals_a_scan(sequence):
+    sent: list[tuple[dt.date, list[dict[str, Any]]]] = []
+    last_committed: dict[dt.date, frozenset[tuple[Any, ...]]] = {}
+    commits: dict[dt.date, int] = {}
     with tempfile.TemporaryDirectory() as folder:
         uri = f"{folder}/orders"
-        for day, rows in sequence:
-            before, _ = _scan(uri, day)
+        scanned: dict[dt.date, dict[int, tuple[Any, ...]]] = {}
+        for step in sequence:
+            if isinstance(step, int):
+                if not sent:
+                    continue
+                day, rows = sent[step % len(sent)]
+                rows = rows[::-1]
+            else:
+                day, rows = step
+            sent.append((day, rows))
+            before = scanned.get(day, {})
+
             result = upsert(
                 uri, _batch(day, rows), keys=["order_id"], partition={"order_date": day}
             )
-            after, table_rows = _scan(uri, day)
+            scanned = _scan(uri)
+            after = scanned.get(day, {})
 
             incoming = {row["order_id"]: tuple(row[c] for c in VALUE_COLUMNS) for row in rows}
             inserted = sum(key not in before for key in incoming)
@@ -82,12 +113,21 @@ def test_every_count_equals_a_scan(sequence):
                 "deleted": 0,
                 "unchanged": len(rows) - inserted - updated,
                 "partition_rows": len(after),
-                "table_rows": table_rows,
+                "table_rows": sum(len(partition) for partition in scanned.values()),
             }
             actual = {name: getattr(result, name) for name in expected}
             assert actual == expected
             assert after == {**before, **incoming}
             assert result.committed == (inserted + updated > 0)
+            assert result.before.partition_rows == len(before)
+            assert result.commit_attempts == 1
+
+            # Already applied exactly when it is the last batch that changed its partition.
+            assert result.already_applied == (last_committed.get(day) == _rows_of(rows))
+            if result.committed:
+                last_committed[day] = _rows_of(rows)
+                commits[day] = commits.get(day, 0) + 1
+            assert result.transaction_version == commits.get(day)
 
             metadata = upsert_metadata(result, table_name="orders", schema=ORDERS.schema)
             assert {
