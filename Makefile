@@ -42,6 +42,10 @@ lint: install ## ruff (lint and format check) and mypy on the package
 test: lint ## Lint, type-check and run the whole test suite
 	$(RUN) pytest $(PYTEST_ARGS)
 
+.PHONY: screenshots
+screenshots: install ## Retake docs/ui-*.png through the browser test (webserver + headless Chromium)
+	UPSERT_PIPELINE_SCREENSHOTS=docs $(RUN) pytest upsert_pipeline_tests/test_ui_browser.py
+
 .PHONY: bench
 bench: install ## Run the benchmarks (about an hour) and rewrite BENCHMARKS.md and docs/bench_*.png
 	$(RUN) python -m bench --out bench/results --markdown BENCHMARKS.md --plots docs
