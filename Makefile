@@ -32,6 +32,26 @@ dev: install $(LANDING)/orders ## Run `dagster dev` on an embedded SQLite instan
 	mkdir -p $(DAGSTER_DEV_HOME)
 	DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dagster dev -m upsert_pipeline.definitions
 
+# `make dev-postgres`: the deployment's instance (dagster.yaml: PostgreSQL, run queue) on a local
+# server; override any of these from the environment or the command line.
+DAGSTER_POSTGRES_HOME := $(CURDIR)/.dagster_postgres_home
+DAGSTER_POSTGRES_HOST ?= 127.0.0.1
+DAGSTER_POSTGRES_PORT ?= 5432
+DAGSTER_POSTGRES_USER ?= postgres
+DAGSTER_POSTGRES_PASSWORD ?=
+DAGSTER_POSTGRES_DB ?= upsert_pipeline
+DEV_POSTGRES_ENV = DAGSTER_HOME='$(DAGSTER_POSTGRES_HOME)' \
+	DAGSTER_POSTGRES_HOST='$(DAGSTER_POSTGRES_HOST)' DAGSTER_POSTGRES_PORT='$(DAGSTER_POSTGRES_PORT)' \
+	DAGSTER_POSTGRES_USER='$(DAGSTER_POSTGRES_USER)' DAGSTER_POSTGRES_PASSWORD='$(DAGSTER_POSTGRES_PASSWORD)' \
+	DAGSTER_POSTGRES_DB='$(DAGSTER_POSTGRES_DB)'
+
+.PHONY: dev-postgres
+dev-postgres: install $(LANDING)/orders ## Run `dagster dev` with dagster.yaml on the PostgreSQL at 127.0.0.1:5432
+	mkdir -p $(DAGSTER_POSTGRES_HOME)
+	cp dagster.yaml $(DAGSTER_POSTGRES_HOME)/dagster.yaml
+	$(DEV_POSTGRES_ENV) $(RUN) python -m upsert_pipeline.instance check --create-database
+	$(DEV_POSTGRES_ENV) $(RUN) dagster dev -m upsert_pipeline.definitions
+
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy on the package
 	$(RUN) ruff check .

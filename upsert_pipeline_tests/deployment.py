@@ -1,0 +1,295 @@
+"""The deployment's topology without Docker: the commands docker-compose.yml gives the code
+location, the webserver and the daemon, run as local processes on free loopback ports.
+
+The commands are read from docker-compose.yml itself; only the values of ``--host``, ``--port``
+and ``--workspace`` change (loopback, free ports, a temporary DAGSTER_HOME), so the topology the
+tests run is the one the compose file deploys. Every process starts in its own process group, and
+leaving ``running_topology`` ends each group (run workers included) and waits for it to be gone.
+"""
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = PROJECT_DIR / "docker-compose.yml"
+CODE_LOCATION = "code-location"
+WEBSERVER = "dagster-webserver"
+DAEMON = "dagster-daemon"
+LOCATION_NAME = "upsert_pipeline"
+REPOSITORY_NAME = "__repository__"
+ASSET_JOB = "__ASSET_JOB"
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 15.0
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    """The services of docker-compose.yml, YAML anchors and merge keys resolved."""
+    return yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+
+def with_option(command: Sequence[str], option: str, value: str) -> list[str]:
+    """``command`` with the value that follows ``option`` replaced; the option must be there."""
+    if option not in command:
+        raise ValueError(f"{option} not in {list(command)}")
+    index = list(command).index(option) + 1
+    return [*command[:index], value, *command[index + 1 :]]
+
+
+def _local(command: Sequence[str]) -> list[str]:
+    """The command with its executable taken from this virtualenv (what the image's PATH does)."""
+    executable = Path(sys.executable).with_name(command[0])
+    return [str(executable) if executable.exists() else command[0], *command[1:]]
+
+
+@dataclass
+class Topology:
+    """The running processes and where to reach them."""
+
+    base_url: str
+    code_server_port: int
+    logs: dict[str, Path]
+    processes: dict[str, "subprocess.Popen[bytes]"] = field(default_factory=dict)
+
+    @property
+    def process_groups(self) -> list[int]:
+        return [process.pid for process in self.processes.values()]
+
+    def log_tail(self, characters: int = 4000) -> str:
+        return "\n".join(
+            f"--- {name}:\n{path.read_text(errors='replace')[-characters:]}"
+            for name, path in self.logs.items()
+            if path.exists()
+        )
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` that are still running (zombies excluded)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...; comm may hold spaces, so split after its ')'.
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _stop_group(process: "subprocess.Popen[bytes]") -> None:
+    """SIGTERM to the process group, SIGKILL to whatever of it is left after a grace period."""
+    pgid = process.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        process.poll()
+        if not live_group_members(pgid):
+            break
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    process.wait(timeout=STOP_TIMEOUT_S)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while live_group_members(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def graphql(base_url: str, query: str, variables: Mapping[str, Any] | None = None) -> Any:
+    """The ``data`` of one GraphQL request to the webserver; raises on GraphQL errors."""
+    body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.loads(response.read())
+    if payload.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {payload['errors']}")
+    return payload["data"]
+
+
+LOCATION_STATUS = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def _location_loaded(base_url: str) -> bool:
+    try:
+        data = graphql(base_url, LOCATION_STATUS)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+    entries = data["workspaceOrError"].get("locationEntries", [])
+    for entry in entries:
+        error = entry["locationOrLoadError"]
+        if error and error["__typename"] == "PythonError":
+            raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}")
+    return any(
+        entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED" for entry in entries
+    )
+
+
+def _wait(ready: Any, what: str, topology: Topology) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not ready():
+        for name, process in topology.processes.items():
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited ({process.returncode}):\n{topology.log_tail()}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not ready after {READY_TIMEOUT_S}s:\n{topology.log_tail()}")
+        time.sleep(0.25)
+
+
+@contextlib.contextmanager
+def running_topology(
+    *, dagster_home: Path, env: Mapping[str, str], log_dir: Path
+) -> Iterator[Topology]:
+    """Runs the code server, then the webserver and the daemon, until the block exits.
+
+    Args:
+        dagster_home: The DAGSTER_HOME of every process: the project's ``dagster.yaml`` and
+            ``workspace.yaml`` (see ``upsert_pipeline_tests.postgres.project_dagster_home``).
+        env: The PostgreSQL, lake and landing variables; the code server's address is added.
+        log_dir: Where each process's output goes.
+
+    Raises:
+        ValueError: A variable compose gives a Dagster service is missing here.
+    """
+    services = compose_services()
+    code_port, web_port = free_port(), free_port()
+    environment = {
+        **os.environ,
+        **env,
+        "DAGSTER_HOME": str(dagster_home),
+        "UPSERT_PIPELINE_CODE_SERVER_HOST": "127.0.0.1",
+        "UPSERT_PIPELINE_CODE_SERVER_PORT": str(code_port),
+    }
+    for name in (CODE_LOCATION, WEBSERVER, DAEMON):
+        missing = set(services[name]["environment"]) - set(environment)
+        if missing:
+            raise ValueError(f"{name} gets {sorted(missing)} in compose but not here")
+
+    workspace = str(dagster_home / "workspace.yaml")
+    code_server = with_option(services[CODE_LOCATION]["command"], "--host", "127.0.0.1")
+    code_server = with_option(code_server, "--port", str(code_port))
+    # The compose health check ("CMD", ...) of the code location, against the local port.
+    health_check = with_option(
+        services[CODE_LOCATION]["healthcheck"]["test"][1:], "--port", str(code_port)
+    )
+    webserver = with_option(services[WEBSERVER]["command"], "--host", "127.0.0.1")
+    webserver = with_option(webserver, "--port", str(web_port))
+    webserver = with_option(webserver, "--workspace", workspace)
+    daemon = with_option(services[DAEMON]["command"], "--workspace", workspace)
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    topology = Topology(
+        base_url=f"http://127.0.0.1:{web_port}",
+        code_server_port=code_port,
+        logs={name: log_dir / f"{name}.log" for name in (CODE_LOCATION, WEBSERVER, DAEMON)},
+    )
+
+    def start(name: str, command: Sequence[str]) -> None:
+        with topology.logs[name].open("wb") as log:
+            topology.processes[name] = subprocess.Popen(
+                _local(command),
+                cwd=dagster_home,
+                env=environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def code_server_healthy() -> bool:
+        result = subprocess.run(
+            _local(health_check), env=environment, capture_output=True, timeout=60
+        )
+        return result.returncode == 0
+
+    try:
+        start(CODE_LOCATION, code_server)
+        _wait(code_server_healthy, "code server (compose health check)", topology)
+        start(WEBSERVER, webserver)
+        start(DAEMON, daemon)
+        _wait(lambda: _location_loaded(topology.base_url), "webserver", topology)
+        yield topology
+    finally:
+        for process in reversed(list(topology.processes.values())):
+            _stop_group(process)
+
+
+LAUNCH_RUN = """
+mutation Launch($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message stack }
+    ... on Error { message }
+  }
+}
+"""
+
+RUN_STATUS = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) { __typename ... on Run { status } ... on Error { message } }
+}
+"""
+
+
+def launch_partition_run(
+    base_url: str, asset: str, partition: str, *, run_config: Mapping[str, Any] | None = None
+) -> tuple[str, str]:
+    """Launches a run of one asset's partition (its checks included) the way the UI does: the
+    implicit asset job, the asset selected, the partition as the ``dagster/partition`` tag.
+
+    Returns:
+        The run id and the status the launch reported.
+    """
+    params = {
+        "selector": {
+            "repositoryLocationName": LOCATION_NAME,
+            "repositoryName": REPOSITORY_NAME,
+            "jobName": ASSET_JOB,
+            "assetSelection": [{"path": [asset]}],
+        },
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition}]},
+        "runConfigData": dict(run_config or {}),
+    }
+    result = graphql(base_url, LAUNCH_RUN, {"executionParams": params})["launchRun"]
+    if result["__typename"] != "LaunchRunSuccess":
+        raise RuntimeError(f"launchRun failed: {result}")
+    return result["run"]["runId"], result["run"]["status"]
+
+
+def wait_for_run(topology: Topology, run_id: str, timeout_s: float = 120.0) -> str:
+    """Polls the run's status through the webserver until it finishes; returns that status."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = graphql(topology.base_url, RUN_STATUS, {"runId": run_id})["runOrError"]["status"]
+        if status in FINISHED:
+            return str(status)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {status}:\n{topology.log_tail()}")
+        time.sleep(0.5)
