@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             "mode": plan.name,
             "command": " ".join(["python -m bench", *(argv if argv is not None else sys.argv[1:])]),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "load_average_at_start": os.getloadavg(),
             "git_commit": _git("rev-parse", "HEAD"),
             "package_tree_clean": _git("status", "--porcelain", "--", "upsert_pipeline") == "",
             "machine": _machine(),
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {"error": traceback.format_exc()}
             print(results[name]["error"], file=sys.stderr, flush=True)
         results["meta"].setdefault("section_seconds", {})[name] = time.perf_counter() - begin
+        results["meta"].setdefault("load_average_after", {})[name] = os.getloadavg()
         results["meta"]["total_seconds"] = time.perf_counter() - started
         results_path.write_text(json.dumps(results, indent=1, default=str) + "\n")
         print(f"{name}: {time.perf_counter() - begin:.1f}s", flush=True)

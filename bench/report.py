@@ -481,6 +481,7 @@ def render(results: dict[str, Any], plot_link: str) -> str:
         "schema (6 columns) and a wide variant (24 columns). Each upsert is a re-delivery into "
         "one partition: its newest rows changed plus new rows.",
         "",
+        *_load(meta),
         "## Headline",
         "",
     ]
@@ -514,6 +515,20 @@ def render(results: dict[str, Any], plot_link: str) -> str:
             lines += render(section)
     lines += _limits(results)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _load(meta: dict[str, Any]) -> list[str]:
+    """The machine's load average (1, 5, 15 min) at the start and after each section."""
+    if "load_average_at_start" not in meta:
+        return []
+    after = meta.get("load_average_after", {})
+    parts = [f"start {meta['load_average_at_start'][0]:.1f}"]
+    parts += [f"after {name} {values[0]:.1f}" for name, values in after.items()]
+    return [
+        f"**Load on the machine** (1-minute load average; {meta['machine']['cpus']} CPUs, the "
+        f"benchmark itself counts for up to about 2): {', '.join(parts)}.",
+        "",
+    ]
 
 
 def _days(meta: dict[str, Any]) -> str:
@@ -585,8 +600,9 @@ def _limits(results: dict[str, Any]) -> list[str]:
     ]
     if ("wide", 50_000_000) not in {(f, r) for f, r, _ in measured}:
         lines.append(
-            "- Not measured: the wide (24-column) shape at 50M rows (a full read of it would "
-            "need ~10 GiB of the machine shared with others; the 1M/10M trend is shown instead)."
+            "- Not measured: the wide (24-column) shape at 50M rows: its full read would need "
+            "about five times the 10M figure in the memory table (12-15 GiB) on a machine shared "
+            "with other work; the 1M/10M trend is shown instead."
         )
     remote_files = {t["files"] for run in plan["remote"] for t in run["specs"]}
     if remote_files and max(remote_files) < 10_000:
