@@ -14,10 +14,12 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from upsert_pipeline.assets import orders
 from upsert_pipeline.delta import (
     CommitRetriesExhaustedError,
     RetryPolicy,
@@ -28,6 +30,8 @@ from upsert_pipeline.delta import (
     upsert,
 )
 from upsert_pipeline.delta import merge as merge_module
+from upsert_pipeline.resources import DeltaMergeResource, LandingResource
+from upsert_pipeline.sample_data import generate
 from upsert_pipeline_tests.conftest import DAY, order_batch, scan_rows
 
 PARTITIONS = 8
@@ -36,7 +40,9 @@ ROWS = 40  # new keys per partition per round; half of the previous round's are 
 WRITERS = 4
 SAME_PARTITION_ROUNDS = 8
 SHARED_KEYS = range(5)
+RUNS = 4  # concurrent Dagster runs; each spawns a fresh interpreter
 BARRIER_TIMEOUT_S = 120
+ROUND_TIMEOUT_S = 300  # a hung worker fails the test instead of blocking the suite
 # Patient enough for every writer of a round to win in turn, bounded all the same.
 WORKER_RETRY = RetryPolicy(max_attempts=16, initial_backoff_s=0.02, max_backoff_s=0.5)
 
@@ -94,13 +100,54 @@ def _merge_partition_round(uri: str, partition: int, round_: int) -> UpsertResul
 
 
 def _run_rounds(uri: str, workers: int, rounds: int, task: Any) -> list[list[Any]]:
+    """Runs ``task(uri, worker, round)`` in ``workers`` processes at once, round after round."""
     context = forkserver()
     barrier = context.Barrier(workers)
     with context.Pool(workers, initializer=_set_barrier, initargs=(barrier,)) as pool:
         return [
-            pool.starmap(task, [(uri, worker, round_) for worker in range(workers)], chunksize=1)
+            pool.starmap_async(
+                task, [(uri, worker, round_) for worker in range(workers)], chunksize=1
+            ).get(ROUND_TIMEOUT_S)
             for round_ in range(rounds)
         ]
+
+
+def _report(task: Any, uri: str, worker: int, barrier: Any, results: Any) -> None:
+    _set_barrier(barrier)
+    try:
+        results.put((worker, task(uri, worker, 0)))
+    except BaseException as error:
+        results.put((worker, error))
+        raise
+
+
+def _run_once(uri: str, workers: int, task: Any, context: Any) -> list[Any]:
+    """Runs ``task(uri, worker, 0)`` once in each of ``workers`` processes, released together.
+
+    Plain processes rather than a pool: a Dagster run leaves SIGTERM mapped to
+    KeyboardInterrupt in its process, so a pool could not terminate workers that ran one.
+    """
+    barrier = context.Barrier(workers)
+    results = context.Queue()
+    processes = [
+        context.Process(target=_report, args=(task, uri, worker, barrier, results))
+        for worker in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        collected = dict(results.get(timeout=ROUND_TIMEOUT_S) for _ in processes)
+        for process in processes:
+            process.join(ROUND_TIMEOUT_S)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    for outcome in collected.values():
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return [collected[worker] for worker in range(workers)]
 
 
 def _assert_reconciles_with_the_log(uri: str, result: UpsertResult) -> None:
@@ -257,6 +304,42 @@ def test_writers_racing_to_create_a_table_all_land(tmp_path):
         assert sorted(result.version for result in results) == list(range(1, PARTITIONS + 1))
         assert all(result.inserted == ROWS for result in results)
         assert scan_rows(uri) == read_row_counts(uri).table_rows == PARTITIONS * ROWS
+
+
+def _materialize_orders(root: str, partition: int, _round: int) -> dict[str, Any]:
+    """One Dagster run of the orders asset for one day, as a backfill launches it."""
+    import dagster as dg
+
+    resources = {
+        "landing": LandingResource(uri=f"{root}/landing"),
+        "lake": DeltaMergeResource(lake_uri=f"{root}/lake"),
+    }
+    key = _day(partition).isoformat()
+    _barrier.wait(BARRIER_TIMEOUT_S)
+    result = dg.materialize([orders], partition_key=key, resources=resources)
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("orders")
+    return {name: value.value for name, value in materialization.metadata.items()}
+
+
+def test_concurrent_runs_of_the_orders_asset_lose_no_commit_and_no_row(tmp_path):
+    generate(tmp_path / "landing", days=RUNS)
+    # Fresh interpreters, as Dagster's multiprocess executor and run launcher start them.
+    spawn = multiprocessing.get_context("spawn")
+    metadata = _run_once(str(tmp_path), RUNS, _materialize_orders, spawn)
+
+    uri = str(tmp_path / "lake" / "orders")
+    assert sorted(m["delta/version"] for m in metadata) == list(range(1, RUNS + 1))
+    for partition, materialization in enumerate(metadata):
+        day = _day(partition)
+        landed = pq.read_table(tmp_path / "landing" / "orders" / f"{day}.parquet").num_rows
+        assert materialization["upsert/rows_inserted"] == landed
+        assert materialization["dagster/partition_row_count"] == landed == scan_rows(uri, day)
+    assert (
+        scan_rows(uri)
+        == read_row_counts(uri).table_rows
+        == sum(m["upsert/rows_inserted"] for m in metadata)
+    )
 
 
 # In-process, deterministic: a competing commit injected between the snapshot and the commit.
