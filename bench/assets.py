@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from dagster_delta import DeltaLakePyarrowIOManager, LocalConfig, MergeConfig, MergeType, WriteMode
 
 from upsert_pipeline.assets import build_upsert_asset
-from upsert_pipeline.delta import Batch, PartitionValue, UpsertResult
+from upsert_pipeline.delta import Batch, UpsertResult
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
@@ -35,19 +35,10 @@ INNER_SECONDS: dict[str, list[float]] = {"upsert": [], "landing_read": []}
 class TimedLake(DeltaMergeResource):
     """The project's lake resource, recording how long each ``upsert`` takes."""
 
-    def upsert(
-        self,
-        table: str,
-        batch: Batch,
-        *,
-        keys: tuple[str, ...],
-        partition: Mapping[str, PartitionValue] | None = None,
-        commit_metadata: Mapping[str, str] | None = None,
-    ) -> UpsertResult:
+    def upsert(self, table: str, batch: Batch, **options: Any) -> UpsertResult:
+        """Times ``DeltaMergeResource.upsert``; every keyword passes through unchanged."""
         start = time.perf_counter()
-        result = super().upsert(
-            table, batch, keys=keys, partition=partition, commit_metadata=commit_metadata
-        )
+        result = super().upsert(table, batch, **options)
         INNER_SECONDS["upsert"].append(time.perf_counter() - start)
         return result
 
@@ -55,9 +46,10 @@ class TimedLake(DeltaMergeResource):
 class TimedLanding(LandingResource):
     """The project's landing resource, recording how long each batch read takes."""
 
-    def read_batch(self, feed: Feed, partition_key: str) -> pa.Table:
+    def read_batch(self, feed: Feed, partition_key: str, *args: Any, **kwargs: Any) -> pa.Table:
+        """Times ``LandingResource.read_batch``; every argument passes through unchanged."""
         start = time.perf_counter()
-        batch = super().read_batch(feed, partition_key)
+        batch = super().read_batch(feed, partition_key, *args, **kwargs)
         INNER_SECONDS["landing_read"].append(time.perf_counter() - start)
         return batch
 
