@@ -3,6 +3,7 @@
 import datetime as dt
 
 import dagster as dg
+from pydantic import Field
 
 from upsert_pipeline.checks import inline_check_results, inline_check_specs
 from upsert_pipeline.delta import PartitionValue
@@ -16,6 +17,23 @@ from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 def partition_scope(feed: Feed, day: dt.date) -> dict[str, PartitionValue] | None:
     """The ``{column: day}`` a feed's merge is scoped to, or ``None`` for an unpartitioned table."""
     return {feed.partition_column: day} if feed.partition_column else None
+
+
+class UpsertConfig(dg.Config):
+    """Run config of an upsert asset (the Launchpad's ``ops: <asset>: config:``)."""
+
+    snapshot: bool = Field(
+        default=False,
+        description=(
+            "Load the batch as the complete truth of its partition: rows of the partition whose "
+            "key it lacks are deleted. Only for a partitioned table; never touches other "
+            "partitions."
+        ),
+    )
+    allow_empty_snapshot: bool = Field(
+        default=False,
+        description="Let an empty snapshot batch delete every row of its partition.",
+    )
 
 
 def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
@@ -39,7 +57,10 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
         check_specs=inline_check_specs(feed),
     )
     def _upsert_asset(
-        context: dg.AssetExecutionContext, landing: LandingResource, lake: DeltaMergeResource
+        context: dg.AssetExecutionContext,
+        config: UpsertConfig,
+        landing: LandingResource,
+        lake: DeltaMergeResource,
     ) -> dg.MaterializeResult:  # type: ignore[type-arg]
         batch = landing.read_batch(feed, context.partition_key)
         result = lake.upsert(
@@ -52,10 +73,14 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
                 PIPELINE_MARKER: feed.name,
                 PARTITION_MARKER: context.partition_key,
             },
+            snapshot=config.snapshot,
+            allow_empty_snapshot=config.allow_empty_snapshot,
+            evolve_schema=feed.evolve_schema,
         )
         context.log.info(
             f"{feed.name} {context.partition_key}: {result.inserted} inserted, {result.updated} "
-            f"updated, {result.deleted} deleted, {result.unchanged} unchanged; version "
+            f"updated, {result.deleted} deleted, {result.unchanged} unchanged"
+            f"{' (snapshot)' if result.snapshot else ''}; version "
             f"{result.read_version} -> {result.version}"
         )
         return dg.MaterializeResult(

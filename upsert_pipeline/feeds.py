@@ -23,6 +23,8 @@ class Feed:
             which must equal the partition's day; ``None`` for an unpartitioned table (each daily
             batch then upserts into the whole table).
         description: Shown in the Dagster UI.
+        evolve_schema: Whether a batch may bring new (nullable) columns, which the merge then
+            adds to the table; otherwise such a batch is refused.
     """
 
     name: str
@@ -30,6 +32,7 @@ class Feed:
     keys: tuple[str, ...]
     partition_column: str | None
     description: str
+    evolve_schema: bool = True
 
 
 ORDERS = Feed(

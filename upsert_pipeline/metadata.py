@@ -28,7 +28,9 @@ def upsert_metadata(
     """Every count of the upsert as an integer (plottable across partitions), plus lineage.
 
     A row count the log cannot give (a data file without ``numRecords``) is left out rather than
-    guessed; ``delta/files_without_stats`` then says how many files lack the stat.
+    guessed; ``delta/files_without_stats`` then says how many files lack the stat. The column
+    schema is the table's after the merge (``schema`` when the result does not carry it), so
+    columns added by schema evolution show up.
     """
     metadata: dict[str, dg.MetadataValue] = {
         "upsert/source_rows": dg.MetadataValue.int(result.source_rows),
@@ -45,9 +47,16 @@ def upsert_metadata(
         "delta/files_skipped": dg.MetadataValue.int(result.files_skipped),
         "delta/files_without_stats": dg.MetadataValue.int(result.after.files_without_stats),
         "delta/merge_ms": dg.MetadataValue.int(result.execution_time_ms),
+        "delta/commit_attempts": dg.MetadataValue.int(result.commit_attempts),
+        "delta/columns_added": dg.MetadataValue.json(list(result.columns_added)),
+        "upsert/tombstones": dg.MetadataValue.int(result.tombstones),
+        "upsert/snapshot": dg.MetadataValue.bool(result.snapshot),
+        "upsert/already_applied": dg.MetadataValue.bool(result.already_applied),
         "dagster/uri": dg.MetadataValue.path(result.table_uri),
         "dagster/table_name": dg.MetadataValue.text(table_name),
-        "dagster/column_schema": dg.MetadataValue.table_schema(column_schema(schema)),
+        "dagster/column_schema": dg.MetadataValue.table_schema(
+            column_schema(result.schema if result.schema is not None else schema)
+        ),
     }
     if result.table_rows is not None:
         metadata["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)

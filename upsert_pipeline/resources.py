@@ -127,6 +127,9 @@ class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         keys: tuple[str, ...],
         partition: Mapping[str, PartitionValue] | None = None,
         commit_metadata: Mapping[str, str] | None = None,
+        snapshot: bool = False,
+        allow_empty_snapshot: bool = False,
+        evolve_schema: bool = False,
     ) -> UpsertResult:
         """Upserts ``batch`` into ``table``; see ``upsert_pipeline.delta.upsert``.
 
@@ -145,6 +148,9 @@ class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             idempotent=self.idempotent,
             app_id=app_id_for(table, partition),
             uri_policy=self.uri_policy(),
+            snapshot=snapshot,
+            allow_empty_snapshot=allow_empty_snapshot,
+            evolve_schema=evolve_schema,
         )
 
     def row_counts(

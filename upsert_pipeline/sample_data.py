@@ -2,8 +2,9 @@
 
 ``python -m upsert_pipeline.sample_data`` writes the first delivery of every day from
 ``START_DATE`` on; ``--redeliver`` then replaces some days' files with corrected re-deliveries
-(status changes, amount corrections, late orders, a few rows sent again unchanged), so that
-materializing a day again shows updates, inserts and unchanged rows in its counts.
+(status changes, amount corrections, late orders, tombstones, most rows sent again unchanged) and
+one day with a complete snapshot, so that materializing those days again shows updates, inserts,
+deletes and unchanged rows in their counts.
 """
 
 from __future__ import annotations
@@ -18,13 +19,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS, Feed
 from upsert_pipeline.partitions import START_DATE
 
 DAYS = 14
 """Days of sample data, from ``START_DATE``."""
 REDELIVERED_DAYS = (2, 5, 9)
-"""Offsets from ``START_DATE`` of the days ``--redeliver`` sends again, corrected."""
+"""Offsets from ``START_DATE`` of the days ``--redeliver`` sends again, corrected, with tombstones
+(``_op = 'D'``) for orders that were withdrawn."""
+SNAPSHOT_DAY = 11
+"""Offset of the day ``--redeliver`` sends again as a complete snapshot (load it with run config
+``snapshot: true``): the orders it leaves out are deleted from that day's partition."""
 SEED = 20261101
 
 _STATUSES = ("placed", "paid", "shipped", "delivered")
@@ -84,6 +90,8 @@ def _redelivered_orders(day_index: int) -> list[dict[str, Any]]:
         elif roll < 0.14 and row["status"] is None:
             row["status"] = "paid"
             row["updated_at"] = corrected_at
+    for row in rows:
+        row[OP_COLUMN] = DELETE_OP if rng.random() < 0.02 else None
     last_id = rows[-1]["order_id"]
     day = rows[0]["order_date"]
     for offset in range(1, rng.randint(10, 40)):
@@ -95,8 +103,17 @@ def _redelivered_orders(day_index: int) -> list[dict[str, Any]]:
                 "status": "placed",
                 "amount": Decimal(rng.randint(500, 50_000)) / 100,
                 "updated_at": corrected_at,
+                OP_COLUMN: None,
             }
         )
+    return rows
+
+
+def _snapshot_orders(day_index: int) -> list[dict[str, Any]]:
+    """The day's orders as a complete snapshot: withdrawn orders left out, one status corrected."""
+    rng = random.Random(SEED * 13 + day_index)
+    rows = [row for row in _orders(day_index) if rng.random() > 0.05]
+    rows[0]["status"] = "cancelled"
     return rows
 
 
@@ -136,7 +153,10 @@ def _write(landing: Path, feed: Feed, day_index: int, rows: list[dict[str, Any]]
     day = _first_day() + dt.timedelta(days=day_index)
     path = landing / feed.name / f"{day.isoformat()}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(rows, schema=feed.schema), path)
+    schema = feed.schema
+    if rows and OP_COLUMN in rows[0]:
+        schema = schema.append(pa.field(OP_COLUMN, pa.string()))
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     return path
 
 
@@ -149,14 +169,25 @@ def generate(landing: Path, *, days: int = DAYS) -> list[Path]:
     return written
 
 
-def redeliver(landing: Path, *, days: tuple[int, ...] = REDELIVERED_DAYS) -> list[Path]:
-    """Replaces the given days' batches with their corrected re-deliveries."""
+def redeliver(
+    landing: Path,
+    *,
+    days: tuple[int, ...] = REDELIVERED_DAYS,
+    snapshot_days: tuple[int, ...] = (SNAPSHOT_DAY,),
+) -> list[Path]:
+    """Replaces the given days' batches with their corrected re-deliveries.
+
+    ``days`` get corrections, late orders and tombstones; ``snapshot_days`` get a complete
+    snapshot of their orders, to be loaded with ``snapshot: true``.
+    """
     written = []
     for day_index in days:
         written.append(_write(landing, ORDERS, day_index, _redelivered_orders(day_index)))
         written.append(
             _write(landing, CUSTOMERS, day_index, _customers(day_index, redelivered=True))
         )
+    for day_index in snapshot_days:
+        written.append(_write(landing, ORDERS, day_index, _snapshot_orders(day_index)))
     return written
 
 

@@ -17,8 +17,9 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from upsert_pipeline.delta import DEFAULT_URI_POLICY, DisallowedUriError, UpsertError, UriPolicy
+from upsert_pipeline.delta.operations import OP_COLUMN, with_string_op
 from upsert_pipeline.delta.predicates import check_identifier
-from upsert_pipeline.delta.validation import check_keys, conform
+from upsert_pipeline.delta.validation import check_keys, conform_evolving
 from upsert_pipeline.feeds import Feed
 
 PARQUET_MAGIC = b"PAR1"
@@ -134,7 +135,8 @@ def read_landing_batch(
         uri_policy: The allowed schemes and roots of ``landing_uri``.
 
     Returns:
-        The batch with exactly the feed's columns and types.
+        The batch with the feed's columns and types first, then any columns new to the feed (if
+        it evolves its schema) and the control column ``_op`` (if present).
 
     Raises:
         DisallowedUriError: The landing URI is not allowed, or the file resolves outside it.
@@ -164,4 +166,8 @@ def read_landing_batch(
             f"landing file {path} is not a readable parquet file: {error}"
         ) from error
     check_keys(batch, feed.keys)
-    return conform(batch, feed.schema)
+    batch = with_string_op(batch)
+    conformed, _ = conform_evolving(
+        batch, feed.schema, evolve=feed.evolve_schema, control=(OP_COLUMN,)
+    )
+    return conformed

@@ -4,6 +4,9 @@ import datetime as dt
 import shutil
 
 import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
@@ -79,16 +82,53 @@ def test_rerun_reports_zero_updated_and_redelivery_reports_updates(resources, la
         assert rerun["upsert/rows_unchanged"] == rerun["upsert/source_rows"]
         assert rerun["delta/version"] == rerun["delta/read_version"]
 
-        redeliver(landing_dir, days=(2,))
+        redeliver(landing_dir, days=(2,), snapshot_days=())
         dg.materialize([orders], partition_key="2026-11-03", resources=resources, instance=instance)
         corrected = _latest_metadata(instance, "orders", "2026-11-03")
         assert corrected["upsert/rows_inserted"] > 0
         assert corrected["upsert/rows_updated"] > 0
         assert corrected["upsert/rows_unchanged"] > 0
+        assert 0 < corrected["upsert/rows_deleted"] <= corrected["upsert/tombstones"]
         assert corrected["delta/version"] == rerun["delta/version"] + 1
         assert corrected["dagster/partition_row_count"] == (
-            rerun["dagster/partition_row_count"] + corrected["upsert/rows_inserted"]
+            rerun["dagster/partition_row_count"]
+            + corrected["upsert/rows_inserted"]
+            - corrected["upsert/rows_deleted"]
         )
+        assert corrected["dagster/partition_row_count"] == scan_rows(
+            str(landing_dir.parent / "lake" / "orders"), dt.date(2026, 11, 3)
+        )
+
+
+def test_a_snapshot_delivery_deletes_what_it_leaves_out_of_its_partition_only(
+    resources, landing_dir, tmp_path
+):
+    with dg.instance_for_test() as instance:
+        for partition in ("2026-11-03", "2026-11-04"):
+            dg.materialize(
+                [orders], partition_key=partition, resources=resources, instance=instance
+            )
+        other = _latest_metadata(instance, "orders", "2026-11-04")["dagster/partition_row_count"]
+        redeliver(landing_dir, days=(), snapshot_days=(2,))
+        batch_rows = pq.read_metadata(landing_dir / "orders" / "2026-11-03.parquet").num_rows
+
+        dg.materialize(
+            [orders],
+            partition_key="2026-11-03",
+            resources=resources,
+            instance=instance,
+            run_config={"ops": {"orders": {"config": {"snapshot": True}}}},
+        )
+
+        metadata = _latest_metadata(instance, "orders", "2026-11-03")
+        assert metadata["upsert/snapshot"] is True
+        assert metadata["upsert/rows_deleted"] > 0
+        assert (metadata["upsert/rows_updated"], metadata["upsert/rows_inserted"]) == (1, 0)
+        assert metadata["dagster/partition_row_count"] == batch_rows
+        assert metadata["upsert/rows_unchanged"] == batch_rows - 1
+        lake = str(tmp_path / "lake" / "orders")
+        assert scan_rows(lake, dt.date(2026, 11, 3)) == batch_rows
+        assert scan_rows(lake, dt.date(2026, 11, 4)) == other
 
 
 def test_missing_landing_file_fails_naming_the_path(resources, landing_dir):
@@ -130,3 +170,20 @@ def test_bad_landing_batch_fails_before_anything_is_written(
         assert failure is not None and error.__name__ in failure.error.cause.cls_name
         assert DeltaTable(table_uri).version() == version
         assert scan_rows(table_uri) == rows
+
+
+def test_a_batch_with_a_new_column_evolves_the_table_and_says_so(resources, landing_dir):
+    with dg.instance_for_test() as instance:
+        dg.materialize([orders], partition_key="2026-11-02", resources=resources, instance=instance)
+        path = landing_dir / "orders" / "2026-11-02.parquet"
+        batch = pq.read_table(path)
+        channel = pa.array(["web" if i % 3 else None for i in range(batch.num_rows)], pa.string())
+        pq.write_table(batch.append_column("channel", channel), path)
+
+        dg.materialize([orders], partition_key="2026-11-02", resources=resources, instance=instance)
+
+        metadata = _latest_metadata(instance, "orders", "2026-11-02")
+        assert metadata["delta/columns_added"] == ["channel"]
+        assert "channel" in [c.name for c in metadata["dagster/column_schema"].columns]
+        assert metadata["upsert/rows_updated"] == pc.count(channel).as_py()
+        assert metadata["upsert/rows_inserted"] == 0

@@ -2,8 +2,16 @@
 
 import pyarrow.parquet as pq
 
+from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS
-from upsert_pipeline.sample_data import DAYS, REDELIVERED_DAYS, generate, main, redeliver
+from upsert_pipeline.sample_data import (
+    DAYS,
+    REDELIVERED_DAYS,
+    SNAPSHOT_DAY,
+    generate,
+    main,
+    redeliver,
+)
 
 
 def test_generation_is_deterministic(tmp_path):
@@ -26,12 +34,27 @@ def test_a_redelivery_corrects_keeps_and_adds_orders(tmp_path):
     day = REDELIVERED_DAYS[0]
     [first, _] = generate(tmp_path, days=day + 1)[-2:]
     original = {row["order_id"]: row for row in pq.read_table(first).to_pylist()}
-    redeliver(tmp_path, days=(day,))
-    again = {row["order_id"]: row for row in pq.read_table(first).to_pylist()}
+    redeliver(tmp_path, days=(day,), snapshot_days=())
+    again = {row.pop("order_id"): row for row in pq.read_table(first).to_pylist()}
+    tombstones = {key for key, row in again.items() if row.pop(OP_COLUMN) == DELETE_OP}
 
     assert set(original) < set(again)  # late orders
-    changed = sum(original[key] != again[key] for key in original)
+    changed = sum(
+        {**original[key], "order_id": None} != {**again[key], "order_id": None} for key in original
+    )
     assert 0 < changed < len(original)  # corrections, and rows sent again unchanged
+    assert 0 < len(tombstones) < len(original) // 10
+
+
+def test_a_snapshot_day_leaves_orders_out_and_carries_no_tombstones(tmp_path):
+    [first, _] = generate(tmp_path, days=SNAPSHOT_DAY + 1)[-2:]
+    original = pq.read_table(first)
+    [snapshot] = redeliver(tmp_path, days=(), snapshot_days=(SNAPSHOT_DAY,))
+    again = pq.read_table(snapshot)
+    assert again.schema.remove_metadata() == ORDERS.schema
+    kept = set(again.column("order_id").to_pylist())
+    assert 0 < original.num_rows - len(kept) < original.num_rows // 5
+    assert kept < set(original.column("order_id").to_pylist())
 
 
 def test_command_line_writes_every_day(tmp_path, capsys):

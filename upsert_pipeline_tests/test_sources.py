@@ -66,3 +66,21 @@ def test_wrong_type_and_missing_column_are_refused(tmp_path):
     landing = _land(tmp_path, order_batch([1]).drop_columns(["customer_id"]))
     with pytest.raises(MissingColumnError, match="customer_id"):
         read_landing_batch(landing, ORDERS, "2026-11-02")
+
+
+def test_keeps_the_op_column_and_new_columns_after_the_feeds(tmp_path):
+    batch = order_batch([1, 2]).append_column("channel", pa.array(["web", None]))
+    batch = batch.append_column("_op", pa.array([None, "D"]))
+    read = read_landing_batch(_land(tmp_path, batch), ORDERS, "2026-11-02")
+    assert read.column_names == [*ORDERS.schema.names, "channel", "_op"]
+
+
+def test_a_feed_that_does_not_evolve_refuses_new_columns(tmp_path):
+    import dataclasses
+
+    from upsert_pipeline.delta import UnexpectedColumnError
+
+    frozen = dataclasses.replace(ORDERS, evolve_schema=False)
+    batch = order_batch([1]).append_column("channel", pa.array(["web"]))
+    with pytest.raises(UnexpectedColumnError, match="channel"):
+        read_landing_batch(_land(tmp_path, batch), frozen, "2026-11-02")

@@ -228,10 +228,17 @@ def test_a_partition_shows_its_recorded_counts(
     rows = latest["dagster/partition_row_count"]
     if partition == REDELIVERED_PARTITION:
         assert latest["upsert/rows_inserted"] > 0 and latest["upsert/rows_updated"] > 0
-        assert rows == first["dagster/partition_row_count"] + latest["upsert/rows_inserted"]
-        assert (
-            latest["upsert/rows_unchanged"]
-            == rows - latest["upsert/rows_inserted"] - (latest["upsert/rows_updated"])
+        assert latest["upsert/rows_deleted"] > 0  # the re-delivery carries tombstones
+        assert rows == (
+            first["dagster/partition_row_count"]
+            + latest["upsert/rows_inserted"]
+            - latest["upsert/rows_deleted"]
+        )
+        assert latest["upsert/rows_unchanged"] == (
+            latest["upsert/source_rows"]
+            - latest["upsert/rows_inserted"]
+            - latest["upsert/rows_updated"]
+            - latest["upsert/rows_deleted"]
         )
     elif partition == RERUN_PARTITION:
         assert latest["upsert/rows_inserted"] == latest["upsert/rows_updated"] == 0

@@ -69,3 +69,15 @@ class CommitRetriesExhaustedError(RuntimeError):
     def __init__(self, message: str, *, attempts: int) -> None:
         super().__init__(message)
         self.attempts = attempts
+
+
+class SnapshotScopeError(UpsertError):
+    """A snapshot load was asked for without a partition: it would delete across the table."""
+
+
+class EmptySnapshotError(UpsertError):
+    """An empty batch in snapshot mode would delete its whole partition; not allowed by default."""
+
+
+class TombstoneInSnapshotError(UpsertError):
+    """A snapshot batch carries tombstones; in a snapshot a deleted row is simply left out."""

@@ -11,15 +11,28 @@ from typing import Any, TypeAlias
 import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable
+from deltalake.table import TableMerger
 
 from upsert_pipeline.delta.counts import snapshot_counts
 from upsert_pipeline.delta.errors import CommitRetriesExhaustedError, PartitionSpecError
+from upsert_pipeline.delta.operations import (
+    DELETE_OP,
+    OP_COLUMN,
+    check_snapshot,
+    tombstones,
+    with_string_op,
+)
 from upsert_pipeline.delta.predicates import (
     SOURCE_ALIAS,
     TARGET_ALIAS,
+    added_predicate,
     changed_predicate,
     check_identifier,
+    column,
     merge_predicate,
+    scope_predicate,
+    tombstone_predicate,
+    upsert_rows_predicate,
 )
 from upsert_pipeline.delta.result import PartitionValue, RowCounts, UpsertResult
 from upsert_pipeline.delta.retry import RetryPolicy, is_commit_conflict
@@ -36,7 +49,8 @@ from upsert_pipeline.delta.validation import (
     check_keys,
     check_partition,
     check_partition_values,
-    conform,
+    check_typed,
+    conform_evolving,
 )
 
 Batch: TypeAlias = "pa.Table | pl.DataFrame"
@@ -77,6 +91,8 @@ class _Merge:
     commit_metadata: Mapping[str, Any]
     app_id: str | None
     max_commit_retries: int | None
+    snapshot: bool
+    evolve_schema: bool
 
     def run(self, table: DeltaTable, attempt: int) -> UpsertResult:
         """Merges into the snapshot ``table`` holds, or finds the batch already in it.
@@ -87,39 +103,42 @@ class _Merge:
         if self.partition:
             _check_partitioning(table, self.partition)
         table_schema = pa.schema(table.schema().to_arrow())
-        source = conform(self.source, table_schema)
+        source, added = conform_evolving(
+            self.source, table_schema, evolve=self.evolve_schema, control=(OP_COLUMN,)
+        )
         before = snapshot_counts(table, self.partition)
 
         state = None
         metadata = {**self.commit_metadata, ATTEMPT_KEY: attempt}
         if self.app_id is not None:
-            state = read_transaction_state(table, self.app_id, batch_identity(source, self.keys))
+            identity = batch_identity(source, self.keys, snapshot=self.snapshot)
+            state = read_transaction_state(table, self.app_id, identity)
             if state.already_applied:
                 return _already_applied(
-                    self.table_uri, self.partition, source.num_rows, before, attempt, state
+                    self.table_uri,
+                    self.partition,
+                    source,
+                    before,
+                    attempt,
+                    state,
+                    snapshot=self.snapshot,
+                    schema=table_schema,
                 )
             metadata |= {APP_ID_KEY: state.app_id, BATCH_ID_KEY: state.batch_id}
 
-        unmatched = [
-            name
-            for name in table_schema.names
-            if name not in self.keys and name not in (self.partition or {})
-        ]
         merger = table.merge(
             source,
             predicate=self.predicate,
             source_alias=SOURCE_ALIAS,
             target_alias=TARGET_ALIAS,
+            merge_schema=bool(added),
             commit_properties=CommitProperties(
                 custom_metadata=metadata,
                 max_commit_retries=self.max_commit_retries,
                 app_transactions=state.transactions() if state else None,
             ),
         )
-        change = changed_predicate(unmatched)
-        if change is not None:
-            merger = merger.when_matched_update_all(predicate=change)
-        metrics = merger.when_not_matched_insert_all().execute()
+        metrics = self._clauses(merger, table_schema, source, added).execute()
         after = snapshot_counts(table, self.partition)
 
         transaction_version = None
@@ -130,6 +149,7 @@ class _Merge:
         inserted = int(metrics["num_target_rows_inserted"])
         updated = int(metrics["num_target_rows_updated"])
         deleted = int(metrics["num_target_rows_deleted"])
+        deleted_from_source = 0 if self.snapshot else deleted
         return UpsertResult(
             table_uri=self.table_uri,
             partition=dict(self.partition) if self.partition else None,
@@ -138,7 +158,7 @@ class _Merge:
             updated=updated,
             deleted=deleted,
             copied=int(metrics["num_target_rows_copied"]),
-            unchanged=source_rows - inserted - updated - deleted,
+            unchanged=source_rows - inserted - updated - deleted_from_source,
             read_version=before.version,
             version=after.version,
             before=before,
@@ -154,27 +174,70 @@ class _Merge:
             app_id=state.app_id if state else None,
             batch_id=state.batch_id if state else None,
             transaction_version=transaction_version,
+            snapshot=self.snapshot,
+            tombstones=tombstones(source),
+            columns_added=added if after.version != before.version else (),
+            schema=pa.schema(table.schema().to_arrow()),
         )
+
+    def _clauses(
+        self, merger: TableMerger, table_schema: pa.Schema, source: pa.Table, added: tuple[str, ...]
+    ) -> TableMerger:
+        """The merge's clauses, in the order delta-rs tries them for each row.
+
+        Matched tombstones delete; other matched rows update only when a column really changed
+        (or a new column has a value); unmatched rows insert unless they are tombstones; in
+        snapshot mode, target rows of the partition that the batch lacks are deleted.
+        """
+        has_op = OP_COLUMN in source.column_names
+        columns = [name for name in source.column_names if name != OP_COLUMN]
+        values = [
+            name for name in columns if name not in self.keys and name not in (self.partition or {})
+        ]
+        existing = [name for name in values if name not in added]
+        if has_op:
+            merger = merger.when_matched_delete(predicate=tombstone_predicate(OP_COLUMN, DELETE_OP))
+        change = " OR ".join(
+            f"({p})" for p in (changed_predicate(existing), added_predicate(added)) if p
+        )
+        if change:
+            if has_op:
+                change = f"({upsert_rows_predicate(OP_COLUMN, DELETE_OP)}) AND ({change})"
+            merger = merger.when_matched_update(
+                updates={name: column(SOURCE_ALIAS, name) for name in values}, predicate=change
+            )
+        merger = merger.when_not_matched_insert(
+            updates={name: column(SOURCE_ALIAS, name) for name in columns},
+            predicate=upsert_rows_predicate(OP_COLUMN, DELETE_OP) if has_op else None,
+        )
+        if self.snapshot and self.partition:
+            merger = merger.when_not_matched_by_source_delete(
+                predicate=scope_predicate(self.partition)
+            )
+        return merger
 
 
 def _already_applied(
     table_uri: str,
     partition: Mapping[str, PartitionValue] | None,
-    source_rows: int,
+    source: pa.Table,
     counts: RowCounts,
     attempt: int,
     state: TransactionState,
+    *,
+    snapshot: bool,
+    schema: pa.Schema,
 ) -> UpsertResult:
     """The result of a batch the log says is already in: nothing merged, every row unchanged."""
     return UpsertResult(
         table_uri=table_uri,
         partition=dict(partition) if partition else None,
-        source_rows=source_rows,
+        source_rows=source.num_rows,
         inserted=0,
         updated=0,
         deleted=0,
         copied=0,
-        unchanged=source_rows,
+        unchanged=source.num_rows,
         read_version=counts.version,
         version=counts.version,
         before=counts,
@@ -191,6 +254,9 @@ def _already_applied(
         app_id=state.app_id,
         batch_id=state.batch_id,
         transaction_version=state.scope_version,
+        snapshot=snapshot,
+        tombstones=tombstones(source),
+        schema=schema,
     )
 
 
@@ -206,6 +272,9 @@ def upsert(
     idempotent: bool = True,
     app_id: str | None = None,
     uri_policy: UriPolicy | None = None,
+    snapshot: bool = False,
+    allow_empty_snapshot: bool = False,
+    evolve_schema: bool = False,
 ) -> UpsertResult:
     """MERGEs ``batch`` into the Delta table at ``table_uri`` and reports what the commit did.
 
@@ -240,6 +309,14 @@ def upsert(
             merge's scope, never a narrower one.
         uri_policy: The allowed schemes and roots of ``table_uri``; by default the usual schemes,
             any root.
+        snapshot: Load the batch as the complete truth of its ``partition``: that partition's
+            rows whose key the batch lacks are deleted (other partitions are never touched).
+        allow_empty_snapshot: Let an empty snapshot delete its whole partition.
+        evolve_schema: Add the batch's columns that the table lacks (nullable) in the same
+            commit; without it such a column is refused.
+
+    A batch may carry the control column ``_op`` (see ``upsert_pipeline.delta.operations``):
+    ``'D'`` deletes the row with that key, anything else upserts it; ``_op`` is never written.
 
     Returns:
         The commit's counts, versions and merge metrics.
@@ -256,14 +333,17 @@ def upsert(
         (412, 0, 0, 412)
     """
     (uri_policy or DEFAULT_URI_POLICY).check(table_uri, what="table")
-    source = _as_arrow(batch)
+    source = with_string_op(_as_arrow(batch))
     keys = list(keys)
     for name in source.column_names:
         check_identifier(name)
+    check_typed(source, ignore=(OP_COLUMN,))
     check_keys(source, keys)
     if partition:
         check_partition_values(partition)
         check_partition(source, partition)
+    if snapshot:
+        check_snapshot(source, partition, allow_empty=allow_empty_snapshot)
     policy = retry or RetryPolicy()
     merge = _Merge(
         table_uri=table_uri,
@@ -274,10 +354,13 @@ def upsert(
         commit_metadata=dict(commit_metadata or {}),
         app_id=(app_id or app_id_for(table_name(table_uri), partition)) if idempotent else None,
         max_commit_retries=policy.max_commit_retries,
+        snapshot=snapshot,
+        evolve_schema=evolve_schema,
     )
 
     options = dict(storage_options) if storage_options else None
-    table = open_or_create(table_uri, source.schema, list(partition or {}), options)
+    data = source.drop_columns([OP_COLUMN]) if OP_COLUMN in source.column_names else source
+    table = open_or_create(table_uri, data.schema, list(partition or {}), options)
     rng = random.Random()
     for attempt in range(1, policy.max_attempts + 1):
         if attempt > 1:

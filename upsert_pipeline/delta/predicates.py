@@ -82,3 +82,38 @@ def changed_predicate(columns: Iterable[str]) -> str | None:
         for name in columns
     ]
     return " OR ".join(comparisons) or None
+
+
+def scope_predicate(partition: Mapping[str, PartitionValue]) -> str:
+    """The target rows of one partition, by literals: what a snapshot may delete.
+
+    Example:
+        >>> scope_predicate({"order_date": "2026-11-02"})
+        "t.`order_date` = '2026-11-02'"
+    """
+    return " AND ".join(
+        f"{column(TARGET_ALIAS, name)} = {literal(value)}" for name, value in partition.items()
+    )
+
+
+def added_predicate(columns: Iterable[str]) -> str | None:
+    """True when any column new to the table holds a value in the source row.
+
+    A column the merge adds (schema evolution) is null in every existing target row, and the
+    target does not know it yet, so a change is a non-null source value.
+
+    Example:
+        >>> added_predicate(["channel"])
+        '(s.`channel` IS NOT NULL)'
+    """
+    return " OR ".join(f"({column(SOURCE_ALIAS, name)} IS NOT NULL)" for name in columns) or None
+
+
+def upsert_rows_predicate(op_column: str, delete_op: str) -> str:
+    """True for source rows that upsert (their control column is anything but a tombstone)."""
+    return f"{column(SOURCE_ALIAS, op_column)} IS DISTINCT FROM {literal(delete_op)}"
+
+
+def tombstone_predicate(op_column: str, delete_op: str) -> str:
+    """True for source rows that are tombstones."""
+    return f"{column(SOURCE_ALIAS, op_column)} = {literal(delete_op)}"

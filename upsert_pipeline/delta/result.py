@@ -6,6 +6,8 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import pyarrow as pa
+
 PartitionValue = str | int | dt.date
 """A partition column's value: a string, an integer or a date."""
 
@@ -48,7 +50,10 @@ class UpsertResult:
         updated: Matched rows the merge rewrote because a non-key column really changed.
         deleted: Rows the merge deleted.
         copied: Unchanged target rows the merge copied into rewritten files.
-        unchanged: ``source_rows - inserted - updated - deleted``.
+        unchanged: Source rows the merge left as they were: ``source_rows - inserted - updated -
+            deleted``, where in snapshot mode ``deleted`` (rows absent from the batch) is not
+            subtracted, since those rows were not in the batch. A tombstone for a key that does
+            not exist counts as unchanged.
         read_version: The version of the snapshot the merge started from.
         version: The table version after the merge; equals ``read_version`` when nothing changed.
         before: Row counts of the snapshot the merge started from.
@@ -69,6 +74,11 @@ class UpsertResult:
         batch_id: The batch's content identity (SHA-256), or ``None`` without idempotency.
         transaction_version: The scope's application transaction version after the upsert:
             how many batches have changed the scope; ``None`` if none has (or no idempotency).
+        snapshot: The batch was loaded as the complete truth of its partition: ``deleted``
+            counts the partition's rows whose key it lacked.
+        tombstones: Source rows with ``_op = 'D'``.
+        columns_added: Columns the merge added to the table (schema evolution).
+        schema: The table's schema after the upsert, or ``None`` if not read.
     """
 
     table_uri: str
@@ -95,6 +105,10 @@ class UpsertResult:
     app_id: str | None = None
     batch_id: str | None = None
     transaction_version: int | None = None
+    snapshot: bool = False
+    tombstones: int = 0
+    columns_added: tuple[str, ...] = ()
+    schema: pa.Schema | None = None
 
     @property
     def concurrent_commits(self) -> int:

@@ -48,7 +48,7 @@ from upsert_pipeline.delta.result import PartitionValue
 
 APP_NAME = "upsert_pipeline"
 WHOLE_TABLE = "*"
-_IDENTITY_FORMAT = b"upsert_pipeline.batch.v1\n"
+_IDENTITY_FORMAT = b"upsert_pipeline.batch.v2\n"
 
 
 def _text(value: PartitionValue) -> str:
@@ -89,18 +89,28 @@ def batch_app_id(app_id: str, batch_id: str) -> str:
     return f"{app_id}:batch={batch_id}"
 
 
-def batch_identity(batch: pa.Table, keys: Sequence[str]) -> str:
-    """A SHA-256 (hex) of the batch's content, independent of row order and Arrow layout.
+def batch_identity(batch: pa.Table, keys: Sequence[str], *, snapshot: bool = False) -> str:
+    """A SHA-256 (hex) of the batch's content, independent of row and column order and layout.
 
     Args:
         batch: The batch, already conformed to the table's schema; its keys are unique.
         keys: The merge keys, which order the rows.
+        snapshot: Whether the batch is loaded as a snapshot: the same rows loaded as a snapshot
+            also delete, so they are another batch than when upserted.
     """
-    canonical = batch.sort_by([(key, "ascending") for key in keys]).combine_chunks()
+    # Columns by name: delta-rs may reorder a table's columns (schema evolution moves partition
+    # columns last), and the same rows must keep the same identity.
+    canonical = (
+        batch.select(sorted(batch.column_names))
+        .sort_by([(key, "ascending") for key in keys])
+        .combine_chunks()
+    )
     buffer = io.BytesIO()
     pq.write_table(canonical, buffer, compression="none", use_dictionary=False)
     digest = hashlib.sha256(_IDENTITY_FORMAT)
     digest.update(",".join(keys).encode() + b"\n")
+    if snapshot:
+        digest.update(b"mode=snapshot\n")
     digest.update(buffer.getvalue())
     return digest.hexdigest()
 

@@ -153,3 +153,49 @@ def check_partition(batch: pa.Table, partition: Mapping[str, PartitionValue]) ->
             raise PartitionMismatchError(
                 f"{len(stray)} row(s) have {name} outside the partition {expected}: {found}"
             )
+
+
+def check_typed(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
+    """Refuses columns with no type (all nulls, Arrow ``null``): Delta cannot store them.
+
+    Raises:
+        ColumnTypeError: Some column other than ``ignore`` is of Arrow type ``null``.
+    """
+    untyped = [
+        field.name
+        for field in batch.schema
+        if pa.types.is_null(field.type) and field.name not in ignore
+    ]
+    if untyped:
+        raise ColumnTypeError(f"column(s) {untyped} hold only nulls and have no type")
+
+
+def conform_evolving(
+    batch: pa.Table, schema: pa.Schema, *, evolve: bool, control: Sequence[str] = ()
+) -> tuple[pa.Table, tuple[str, ...]]:
+    """Conforms ``batch`` to the table's ``schema``, keeping columns new to the table if ``evolve``.
+
+    The table's columns must all be present with their types (see ``conform``); new columns
+    follow them, nullable, in the batch's order; ``control`` columns (such as ``_op``) follow
+    last, as they are.
+
+    Returns:
+        The conformed batch and the names of the columns new to the table.
+
+    Raises:
+        InvalidIdentifierError: A column name is not a plain identifier.
+        UnexpectedColumnError: A new column without ``evolve``.
+        MissingColumnError, ColumnTypeError, NullValueError: As ``conform``.
+    """
+    for name in batch.column_names:
+        check_identifier(name)
+    data_names = [name for name in batch.column_names if name not in control]
+    added = tuple(name for name in data_names if name not in schema.names)
+    if added and not evolve:
+        raise UnexpectedColumnError(f"batch has column(s) {list(added)} that the table lacks")
+    conformed = conform(batch.select([n for n in data_names if n not in added]), schema)
+    for name in (*added, *(n for n in control if n in batch.column_names)):
+        values = batch.column(name)
+        data_type = storage_type(values.type)
+        conformed = conformed.append_column(pa.field(name, data_type), values.cast(data_type))
+    return conformed, added
