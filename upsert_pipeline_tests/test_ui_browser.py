@@ -272,6 +272,9 @@ def test_the_plots_draw_each_count_across_partitions(served_lake: ServedLake, pa
         expect(_plot(page, key).locator("canvas"), key).to_be_visible()
 
     cards = [_plot(page, key) for key in SCREENSHOT_PLOTS]
+    # The cards span several rows of the plot grid: make the whole of them fit the viewport.
+    viewport = page.viewport_size or {"width": 1400, "height": 1000}
+    page.set_viewport_size({"width": viewport["width"], "height": 2400})
     cards[0].scroll_into_view_if_needed()
     page.mouse.move(0, 0)  # no hovered point in the picture
     boxes = [card.bounding_box() for card in cards]
