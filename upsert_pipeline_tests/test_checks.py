@@ -53,16 +53,18 @@ def _values(evaluation) -> dict[str, object]:
     return {key: value.value for key, value in evaluation.metadata.items()}
 
 
+def _run_check_job(resources, instance, job, checks, tags=None):
+    """Runs a check-only job of the code location on the test's resources and instance."""
+    resolved = dg.Definitions(
+        assets=[orders, customers], asset_checks=checks, jobs=[job], resources=resources
+    ).resolve_job_def(job.name)
+    return resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+
+
 def _run_standalone_checks(resources, instance, partition):
     """Evaluates the standalone checks alone, as the check_lake job (or the UI) does."""
-    job = dg.Definitions(
-        assets=[orders, customers],
-        asset_checks=lake_checks,
-        jobs=[check_job],
-        resources=resources,
-    ).resolve_job_def("check_lake")
-    return job.execute_in_process(
-        instance=instance, tags={"dagster/partition": partition}, raise_on_error=False
+    return _run_check_job(
+        resources, instance, check_job, lake_checks, tags={"dagster/partition": partition}
     )
 
 
@@ -314,13 +316,7 @@ def test_standalone_checks_read_no_data_file(resources, instance, tmp_path):
 
 
 def _run_freshness(resources, instance):
-    job = dg.Definitions(
-        assets=[orders, customers],
-        asset_checks=freshness_checks,
-        jobs=[freshness_job],
-        resources=resources,
-    ).resolve_job_def("check_freshness")
-    return job.execute_in_process(instance=instance, raise_on_error=False)
+    return _run_check_job(resources, instance, freshness_job, freshness_checks)
 
 
 def test_freshness_fails_until_the_latest_due_partition_is_materialized(
