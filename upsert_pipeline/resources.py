@@ -39,22 +39,27 @@ def _allowed_schemes() -> list[str]:
     return list(ALLOWED_SCHEMES)
 
 
-class LandingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The folder (or object-store prefix) where each feed's daily parquet batches land."""
+class _AllowListedResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """A resource whose URIs are held to an allow-list of schemes and roots."""
 
-    uri: str = Field(description="Landing root: <uri>/<feed>/<YYYY-MM-DD>.parquet.")
     allowed_schemes: list[str] = Field(
         default_factory=_allowed_schemes,
-        description="URI schemes the landing root may use ('file' covers plain paths).",
+        description="URI schemes allowed ('file' covers plain paths).",
     )
     allowed_roots: list[str] = Field(
         default_factory=list,
-        description="Roots the landing URI must lie under; empty allows any root.",
+        description="Roots every URI must lie under; empty allows any root.",
     )
 
     def uri_policy(self) -> UriPolicy:
-        """The allow-list the landing URI is held to."""
+        """The allow-list this resource's URIs are held to."""
         return UriPolicy.of(schemes=self.allowed_schemes, roots=self.allowed_roots)
+
+
+class LandingResource(_AllowListedResource):
+    """The folder (or object-store prefix) where each feed's daily parquet batches land."""
+
+    uri: str = Field(description="Landing root: <uri>/<feed>/<YYYY-MM-DD>.parquet.")
 
     def path(self, feed: Feed, partition_key: str) -> str:
         """The landing file of ``feed`` for one day."""
@@ -65,20 +70,12 @@ class LandingResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return read_landing_batch(self.uri, feed, partition_key, uri_policy=self.uri_policy())
 
 
-class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
+class DeltaMergeResource(_AllowListedResource):
     """Merges batches into the lake's Delta tables and reads their row counts from the log."""
 
     lake_uri: str = Field(description="Lake root: each feed's Delta table is <lake_uri>/<feed>.")
     storage_options: dict[str, str] = Field(
         default_factory=dict, description="Object-store options passed to delta-rs."
-    )
-    allowed_schemes: list[str] = Field(
-        default_factory=_allowed_schemes,
-        description="URI schemes the lake may use ('file' covers plain paths).",
-    )
-    allowed_roots: list[str] = Field(
-        default_factory=list,
-        description="Roots every table URI must lie under; empty allows any root.",
     )
     max_commit_attempts: int = Field(
         default=RetryPolicy().max_attempts,
@@ -93,10 +90,6 @@ class DeltaMergeResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         description="Record each batch as a Delta application transaction and skip a batch "
         "that is already the last one committed to its partition.",
     )
-
-    def uri_policy(self) -> UriPolicy:
-        """The allow-list every table URI is held to."""
-        return UriPolicy.of(schemes=self.allowed_schemes, roots=self.allowed_roots)
 
     def retry_policy(self) -> RetryPolicy:
         """How conflicting merges are retried."""
