@@ -124,8 +124,9 @@ def reconcile(
         table_rows_before_commit: Table rows at ``result.version - 1`` when other commits landed
             between ``read_version`` and the commit; ``None`` if unknown or not needed.
     """
-    concurrent = result.committed and result.version > result.read_version + 1
-    table_before = table_rows_before_commit if concurrent else result.before.table_rows
+    table_before = (
+        table_rows_before_commit if result.concurrent_commits else result.before.table_rows
+    )
     net = result.inserted - result.deleted
     metadata: dict[str, dg.MetadataValue] = {
         "landing_rows": _int(landing_rows),
@@ -134,9 +135,7 @@ def reconcile(
         "deleted": _int(result.deleted),
         "read_version": _int(result.read_version),
         "version": _int(result.version),
-        "concurrent_commits": _int(
-            max(0, result.version - result.read_version - 1) if result.committed else 0
-        ),
+        "concurrent_commits": _int(result.concurrent_commits),
     }
     problems = []
     if result.source_rows != landing_rows:
@@ -282,7 +281,7 @@ def inline_check_results(
     table_uri = lake.table_uri(feed.name)
     options = lake.storage_options or None
     table_rows_before_commit = None
-    if result.committed and result.version > result.read_version + 1:
+    if result.concurrent_commits:
         table_rows_before_commit = read_row_counts(
             table_uri, version=result.version - 1, storage_options=options
         ).table_rows

@@ -145,14 +145,7 @@ def _result(**changes) -> UpsertResult:
 
 def test_reconcile_judges_the_table_against_the_version_before_its_commit_under_concurrency():
     # Two other partitions committed 50 rows between the merge's snapshot (v3) and its commit (v6).
-    after = RowCounts(
-        version=6,
-        table_rows=154,
-        partition_rows=14,
-        table_files=7,
-        partition_files=1,
-        files_without_stats=0,
-    )
+    after = dataclasses.replace(_result().after, version=6, table_rows=154, table_files=7)
     result = _result(version=6, after=after)
     evaluation = reconcile(result, landing_rows=4, table_rows_before_commit=150)
     assert evaluation.passed, evaluation.description
