@@ -134,14 +134,19 @@ def storage_options(port: int) -> dict[str, str]:
     }
 
 
-def _upload(local: Path, prefix: str, port: int) -> int:
-    client = boto3.client(
+def _client(port: int) -> Any:
+    """An S3 client of the moto server on loopback ``port``."""
+    return boto3.client(
         "s3",
         endpoint_url=f"http://127.0.0.1:{port}",
         region_name="us-east-1",
         aws_access_key_id=_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
     )
+
+
+def _upload(local: Path, prefix: str, port: int) -> int:
+    client = _client(port)
     files = [path for path in local.rglob("*") if path.is_file()]
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(
@@ -159,13 +164,7 @@ def run(root: str, plan: RemotePlan) -> dict[str, Any]:
     """Builds each table locally, uploads it to moto, and measures its counts through the proxy."""
     results = []
     with s3_with_latency(plan.delay_ms, plan.lifetime_s) as (moto_port, proxy_port):
-        client = boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{moto_port}",
-            region_name="us-east-1",
-            aws_access_key_id=_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
+        client = _client(moto_port)
         client.create_bucket(Bucket=BUCKET)
         for spec in plan.specs:
             local = Path(root) / spec.name
