@@ -46,9 +46,12 @@ $(DAGSTER_DEV_HOME)/dagster.yaml: deploy/dev_instance.yaml
 	mkdir -p $(DAGSTER_DEV_HOME)
 	cp deploy/dev_instance.yaml $@
 
+# `dagster dev` starts in .dagster_home/: started in the project folder, beside the deployment's
+# dagster.yaml, it warns that that file is not the instance's (it is not meant to be).
 .PHONY: dev
 dev: install $(LANDING)/orders $(DAGSTER_DEV_HOME)/dagster.yaml ## Run `dagster dev` on http://127.0.0.1:3000 (SQLite instance in .dagster_home/)
-	DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dagster dev -m upsert_pipeline.definitions
+	cd $(DAGSTER_DEV_HOME) && DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) --project $(CURDIR) \
+	  dagster dev -m upsert_pipeline.definitions -d $(CURDIR)
 
 .PHONY: defs
 defs: install $(DAGSTER_DEV_HOME)/dagster.yaml ## List what the defs folder declares (`dg list defs`)
