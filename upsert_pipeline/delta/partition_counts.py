@@ -60,7 +60,7 @@ def snapshot_partitions(table: DeltaTable) -> list[PartitionFiles]:
     for row, size in enumerate(actions.column("size_bytes").to_pylist()):
         key = tuple(values[row] for values in partition_values)
         grouped.setdefault(key, []).append(int(size))
-        values_of[key] = dict(zip(columns, key, strict=True))  # type: ignore[arg-type]
+        values_of[key] = dict(zip(columns, key, strict=True))
     partitions = [
         PartitionFiles(
             label=partition_label(values_of[key]),
