@@ -49,7 +49,7 @@ DEV_POSTGRES_ENV = DAGSTER_HOME='$(DAGSTER_POSTGRES_HOME)' \
 dev-postgres: install $(LANDING)/orders ## Run `dagster dev` with dagster.yaml on the PostgreSQL at 127.0.0.1:5432
 	mkdir -p $(DAGSTER_POSTGRES_HOME)
 	cp dagster.yaml $(DAGSTER_POSTGRES_HOME)/dagster.yaml
-	$(DEV_POSTGRES_ENV) $(RUN) python -m upsert_pipeline.instance check --create-database
+	$(DEV_POSTGRES_ENV) $(RUN) python -m deploy.instance check --create-database
 	$(DEV_POSTGRES_ENV) $(RUN) dagster dev -m upsert_pipeline.definitions
 
 .PHONY: lint

@@ -5,10 +5,15 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from upsert_pipeline.checks import inline_check_results, inline_check_specs
+from upsert_pipeline.checks.freshness import build_freshness_checks
+from upsert_pipeline.checks.wiring import (
+    build_standalone_checks,
+    inline_check_results,
+    inline_check_specs,
+)
 from upsert_pipeline.delta import PartitionValue
 from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
-from upsert_pipeline.feeds import CUSTOMERS, ORDERS, Feed
+from upsert_pipeline.feeds import CUSTOMERS, FEEDS, ORDERS, Feed
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
@@ -41,7 +46,7 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
 
     Each materialization reports the merge's counts and the log's row counts as integer metadata,
     so the UI lists and plots them per partition, and evaluates the inline checks of
-    ``upsert_pipeline.checks`` on them.
+    ``upsert_pipeline.checks.wiring`` on them.
 
     Example:
         >>> refunds = build_upsert_asset(Feed(name="refunds", schema=..., keys=("refund_id",),
@@ -95,3 +100,9 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
 
 orders = build_upsert_asset(ORDERS)
 customers = build_upsert_asset(CUSTOMERS)
+
+lake_checks = [*build_standalone_checks(ORDERS), *build_standalone_checks(CUSTOMERS)]
+"""The standalone checks of every feed."""
+
+freshness_checks = build_freshness_checks([feed.name for feed in FEEDS])
+"""Dagster's own freshness checks: the latest due partition materialized by the deadline."""

@@ -4,8 +4,7 @@ import os
 
 import dagster as dg
 
-from upsert_pipeline.assets import customers, orders
-from upsert_pipeline.checks import freshness_checks, lake_checks
+from upsert_pipeline.assets import customers, freshness_checks, lake_checks, orders
 from upsert_pipeline.resources import (
     DEFAULT_LAKE_URI,
     DEFAULT_LANDING_URI,

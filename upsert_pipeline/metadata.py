@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import pyarrow as pa
 
+from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.delta import UpsertResult
 
 
@@ -33,37 +34,37 @@ def upsert_metadata(
     columns added by schema evolution show up.
     """
     metadata: dict[str, dg.MetadataValue] = {
-        "upsert/source_rows": dg.MetadataValue.int(result.source_rows),
-        "upsert/rows_inserted": dg.MetadataValue.int(result.inserted),
-        "upsert/rows_updated": dg.MetadataValue.int(result.updated),
-        "upsert/rows_deleted": dg.MetadataValue.int(result.deleted),
-        "upsert/rows_unchanged": dg.MetadataValue.int(result.unchanged),
-        "upsert/rows_copied": dg.MetadataValue.int(result.copied),
-        "delta/version": dg.MetadataValue.int(result.version),
-        "delta/read_version": dg.MetadataValue.int(result.read_version),
-        "delta/files_added": dg.MetadataValue.int(result.files_added),
-        "delta/files_removed": dg.MetadataValue.int(result.files_removed),
-        "delta/files_scanned": dg.MetadataValue.int(result.files_scanned),
-        "delta/files_skipped": dg.MetadataValue.int(result.files_skipped),
-        "delta/files_without_stats": dg.MetadataValue.int(result.after.files_without_stats),
-        "delta/merge_ms": dg.MetadataValue.int(result.execution_time_ms),
-        "delta/commit_attempts": dg.MetadataValue.int(result.commit_attempts),
-        "delta/columns_added": dg.MetadataValue.json(list(result.columns_added)),
-        "upsert/tombstones": dg.MetadataValue.int(result.tombstones),
-        "upsert/snapshot": dg.MetadataValue.bool(result.snapshot),
-        "dagster/uri": dg.MetadataValue.path(result.table_uri),
-        "dagster/table_name": dg.MetadataValue.text(table_name),
-        "dagster/column_schema": dg.MetadataValue.table_schema(
+        keys.SOURCE_ROWS: dg.MetadataValue.int(result.source_rows),
+        keys.ROWS_INSERTED: dg.MetadataValue.int(result.inserted),
+        keys.ROWS_UPDATED: dg.MetadataValue.int(result.updated),
+        keys.ROWS_DELETED: dg.MetadataValue.int(result.deleted),
+        keys.ROWS_UNCHANGED: dg.MetadataValue.int(result.unchanged),
+        keys.ROWS_COPIED: dg.MetadataValue.int(result.copied),
+        keys.VERSION: dg.MetadataValue.int(result.version),
+        keys.READ_VERSION: dg.MetadataValue.int(result.read_version),
+        keys.FILES_ADDED: dg.MetadataValue.int(result.files_added),
+        keys.FILES_REMOVED: dg.MetadataValue.int(result.files_removed),
+        keys.FILES_SCANNED: dg.MetadataValue.int(result.files_scanned),
+        keys.FILES_SKIPPED: dg.MetadataValue.int(result.files_skipped),
+        keys.FILES_WITHOUT_STATS: dg.MetadataValue.int(result.after.files_without_stats),
+        keys.MERGE_MS: dg.MetadataValue.int(result.execution_time_ms),
+        keys.COMMIT_ATTEMPTS: dg.MetadataValue.int(result.commit_attempts),
+        keys.COLUMNS_ADDED: dg.MetadataValue.json(list(result.columns_added)),
+        keys.TOMBSTONES: dg.MetadataValue.int(result.tombstones),
+        keys.SNAPSHOT: dg.MetadataValue.bool(result.snapshot),
+        keys.URI: dg.MetadataValue.path(result.table_uri),
+        keys.TABLE_NAME: dg.MetadataValue.text(table_name),
+        keys.COLUMN_SCHEMA: dg.MetadataValue.table_schema(
             column_schema(result.schema if result.schema is not None else schema)
         ),
     }
     if result.table_rows is not None:
-        metadata["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
+        metadata[keys.ROW_COUNT] = dg.MetadataValue.int(result.table_rows)
     if result.partition is not None:
         if result.partition_rows is not None:
-            metadata["dagster/partition_row_count"] = dg.MetadataValue.int(result.partition_rows)
+            metadata[keys.PARTITION_ROW_COUNT] = dg.MetadataValue.int(result.partition_rows)
         if result.before.partition_rows is not None:
-            metadata["upsert/partition_rows_before"] = dg.MetadataValue.int(
+            metadata[keys.PARTITION_ROWS_BEFORE] = dg.MetadataValue.int(
                 result.before.partition_rows
             )
     return metadata

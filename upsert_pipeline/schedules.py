@@ -2,8 +2,7 @@
 
 import dagster as dg
 
-from upsert_pipeline.assets import customers, orders
-from upsert_pipeline.checks import freshness_checks, lake_checks
+from upsert_pipeline.assets import customers, freshness_checks, lake_checks, orders
 from upsert_pipeline.partitions import daily_partitions
 
 ingest_job = dg.define_asset_job(

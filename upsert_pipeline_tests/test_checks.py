@@ -2,6 +2,8 @@
 
 import dataclasses
 import datetime as dt
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -10,16 +12,15 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 import upsert_pipeline.delta.merge as merge_module
-from upsert_pipeline.assets import customers, orders
+from upsert_pipeline.assets import customers, freshness_checks, lake_checks, orders
 from upsert_pipeline.checks import (
     COUNTS_RECONCILE,
     NO_OUT_OF_BAND_WRITES,
     NOT_EMPTY,
     VOLUME_WITHIN_HISTORY,
-    freshness_checks,
-    lake_checks,
-    reconcile,
+    Severity,
 )
+from upsert_pipeline.checks.judges import judge_reconcile
 from upsert_pipeline.delta import RowCounts, UpsertResult
 from upsert_pipeline.sample_data import generate
 from upsert_pipeline.schedules import check_job, freshness_job
@@ -147,24 +148,36 @@ def test_reconcile_judges_the_table_against_the_version_before_its_commit_under_
     # Two other partitions committed 50 rows between the merge's snapshot (v3) and its commit (v6).
     after = dataclasses.replace(_result().after, version=6, table_rows=154, table_files=7)
     result = _result(version=6, after=after)
-    evaluation = reconcile(result, landing_rows=4, table_rows_before_commit=150)
-    assert evaluation.passed, evaluation.description
-    assert _values(evaluation)["concurrent_commits"] == 2
-    assert not reconcile(result, landing_rows=4, table_rows_before_commit=149).passed
+    verdict = judge_reconcile(result, landing_rows=4, table_rows_before_commit=150)
+    assert verdict.passed, verdict.description
+    assert verdict.metadata["concurrent_commits"] == 2
+    assert not judge_reconcile(result, landing_rows=4, table_rows_before_commit=149).passed
 
 
 def test_reconcile_fails_when_the_merge_saw_other_rows_than_landed():
-    evaluation = reconcile(_result(), landing_rows=5, table_rows_before_commit=None)
-    assert not evaluation.passed
-    assert "5" in evaluation.description and _values(evaluation)["landing_rows"] == 5
+    verdict = judge_reconcile(_result(), landing_rows=5, table_rows_before_commit=None)
+    assert not verdict.passed and verdict.severity == Severity.ERROR
+    assert "5" in (verdict.description or "") and verdict.metadata["landing_rows"] == 5
 
 
 def test_reconcile_warns_when_counts_are_unknown():
     unknown = dataclasses.replace(_result().after, partition_rows=None, files_without_stats=1)
-    evaluation = reconcile(_result(after=unknown), landing_rows=4, table_rows_before_commit=None)
-    assert not evaluation.passed
-    assert evaluation.severity == dg.AssetCheckSeverity.WARN
-    assert "unknown" in evaluation.description
+    verdict = judge_reconcile(_result(after=unknown), landing_rows=4, table_rows_before_commit=None)
+    assert not verdict.passed
+    assert verdict.severity == Severity.WARN
+    assert "unknown" in (verdict.description or "")
+
+
+def test_the_judges_import_no_dagster():
+    code = (
+        "import sys, upsert_pipeline.checks.judges, upsert_pipeline.checks; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 # no_out_of_band_writes ----------------------------------------------------------------------

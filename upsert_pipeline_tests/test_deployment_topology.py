@@ -8,8 +8,8 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from deploy.instance import open_instance
 from upsert_pipeline.checks import COUNTS_RECONCILE
-from upsert_pipeline.instance import open_instance
 from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV
 from upsert_pipeline.sample_data import generate
 from upsert_pipeline_tests.conftest import scan_rows

@@ -141,11 +141,11 @@ def test_the_build_stage_installs_the_locked_runtime_dependencies_then_the_proje
         ["uv", "sync", "--frozen", "--no-default-groups", "--no-editable"],
     ]
     probe = (
-        "import importlib.util, sys, upsert_pipeline.definitions as d, upsert_pipeline.instance, "
+        "import importlib.util, sys, upsert_pipeline.definitions as d, "
         "dagster_postgres, dagster_webserver, psycopg2\n"
         "assert {j.name for j in d.defs.resolve_all_job_defs()} >= {'ingest_daily'}\n"
         f"print(','.join(m for m in {DEV_AND_BENCH_ONLY!r} if importlib.util.find_spec(m)))\n"
-        "print(upsert_pipeline.instance.__file__)\n"
+        "print(d.__file__)\n"
     )
     clean = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     result = subprocess.run(

@@ -8,7 +8,7 @@ import sys
 import pytest
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
-from upsert_pipeline.instance import (
+from deploy.instance import (
     InstanceConfigError,
     PostgresSettings,
     PostgresUnavailableError,
@@ -70,7 +70,7 @@ def test_postgres_down_on_the_command_line_is_one_line_and_exit_status_1(home):
     port = free_port()
     env = {**os.environ, **postgres_env("upsert_pipeline", port=port), "DAGSTER_HOME": str(home)}
     result = subprocess.run(
-        [sys.executable, "-m", "upsert_pipeline.instance", "check"],
+        [sys.executable, "-m", "deploy.instance", "check"],
         env=env,
         capture_output=True,
         text=True,

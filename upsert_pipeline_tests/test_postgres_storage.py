@@ -13,9 +13,9 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
     QueuedRunCoordinatorDaemon,
 )
 
+from deploy.instance import open_instance
 from upsert_pipeline.assets import customers, orders
 from upsert_pipeline.checks import COUNTS_RECONCILE
-from upsert_pipeline.instance import open_instance
 from upsert_pipeline_tests.conftest import scan_rows
 from upsert_pipeline_tests.postgres import (
     fresh_database,

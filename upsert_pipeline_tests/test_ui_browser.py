@@ -25,8 +25,8 @@ from upsert_pipeline.checks import (
     NO_OUT_OF_BAND_WRITES,
     NOT_EMPTY,
     VOLUME_WITHIN_HISTORY,
-    build_standalone_checks,
 )
+from upsert_pipeline.checks.wiring import build_standalone_checks
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import (

@@ -5,7 +5,7 @@ Left to itself, Dagster retries a refused connection for about fifteen seconds a
 neither the host nor the port. ``open_instance`` checks the server first, with the connection
 values the instance's own ``dagster.yaml`` resolves to, and says where it could not connect.
 
-``python -m upsert_pipeline.instance check [--create-database]`` runs the same check from the
+``python -m deploy.instance check [--create-database]`` runs the same check from the
 command line (``make dev-postgres`` calls it before ``dagster dev``).
 """
 
@@ -200,7 +200,7 @@ def open_instance(home: Path | None = None) -> dg.DagsterInstance:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m upsert_pipeline.instance check [--create-database]``; exit status 1 and one
+    """``python -m deploy.instance check [--create-database]``; exit status 1 and one
     line on stderr when the instance's PostgreSQL cannot be used."""
     parser = argparse.ArgumentParser(description="Check the Dagster instance's PostgreSQL.")
     parser.add_argument("command", choices=["check"])

@@ -1,0 +1,270 @@
+"""Pure judging functions: counts in, a ``Verdict`` out. No Dagster import.
+
+Every input is the merge result, the Delta log or integer metadata recorded by earlier
+materializations; ``checks/wiring.py`` fetches those and turns each verdict into a Dagster
+``AssetCheckResult``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.delta import RowCounts, UpsertResult
+from upsert_pipeline.delta.history import Commit, net_rows
+from upsert_pipeline.feeds import Feed
+
+MetadataScalar = int | float | str
+"""A verdict's metadata value: ints are counts (plotted by the UI), strings are text."""
+
+
+class Severity(StrEnum):
+    """How bad a failed verdict is; the wiring maps it to ``dg.AssetCheckSeverity``."""
+
+    WARN = "WARN"
+    ERROR = "ERROR"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a check concluded.
+
+    Attributes:
+        passed: Whether the check passed.
+        severity: How bad a failure is (recorded on passes too, as Dagster does).
+        description: Why it failed, or what a pass means when that needs saying.
+        metadata: The numbers the verdict compared, by name.
+    """
+
+    passed: bool
+    severity: Severity = Severity.ERROR
+    description: str | None = None
+    metadata: Mapping[str, MetadataScalar] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VolumeBand:
+    """How far a materialization's counts may stray from the asset's recent history.
+
+    A count fails when ``|value - median| > k * spread``, where ``spread`` is the MAD scaled to a
+    standard deviation (``1.4826 * MAD``) but at least ``min_spread_ratio * median`` and
+    ``min_spread_rows``, so a near-constant history does not flag ordinary variation.
+
+    Attributes:
+        history: How many earlier materializations of the asset to compare with.
+        min_history: Fewer earlier materializations than this: no verdict yet (passes, says so).
+        k: Width of the band in spreads.
+        min_spread_ratio: The spread's floor, as a fraction of the median.
+        min_spread_rows: The spread's floor, in rows.
+    """
+
+    history: int = 30
+    min_history: int = 5
+    k: float = 5.0
+    min_spread_ratio: float = 0.25
+    min_spread_rows: int = 50
+
+
+VOLUME_BAND = VolumeBand()
+
+
+def scope_rows_key(feed: Feed) -> str:
+    """The metadata key of the row count a feed's checks compare: the partition's or the table's."""
+    return keys.PARTITION_ROW_COUNT if feed.partition_column else keys.ROW_COUNT
+
+
+def judge_reconcile(
+    result: UpsertResult, *, landing_rows: int, table_rows_before_commit: int | None
+) -> Verdict:
+    """Judges that the commit's counts add up, from the merge metrics and the log.
+
+    The partition identity uses the snapshot the merge started from: delta-rs refuses to commit a
+    merge when another commit touched the files it read, so no other write can land in this
+    partition in between. The table identity cannot use that snapshot when concurrent commits to
+    other partitions landed between it and this merge's commit (a backfill does exactly that): the
+    table then holds their rows too. It is therefore judged against the version just before this
+    commit (``table_rows_before_commit``, read from the log), which includes them.
+
+    Args:
+        result: What the upsert returned.
+        landing_rows: Rows read from the landing batch.
+        table_rows_before_commit: Table rows at ``result.version - 1`` when other commits landed
+            between ``read_version`` and the commit; ``None`` if unknown or not needed.
+
+    Example:
+        >>> judge_reconcile(result, landing_rows=120, table_rows_before_commit=None).passed
+        True
+    """
+    table_before = (
+        table_rows_before_commit if result.concurrent_commits else result.before.table_rows
+    )
+    net = result.inserted - result.deleted
+    metadata: dict[str, MetadataScalar] = {
+        "landing_rows": landing_rows,
+        "source_rows": result.source_rows,
+        "inserted": result.inserted,
+        "deleted": result.deleted,
+        "read_version": result.read_version,
+        "version": result.version,
+        "concurrent_commits": result.concurrent_commits,
+    }
+    problems = []
+    if result.source_rows != landing_rows:
+        problems.append(f"merge saw {result.source_rows} source rows, landing had {landing_rows}")
+    pairs = [("table", table_before, result.table_rows)]
+    if result.partition is not None:
+        pairs.insert(0, ("partition", result.before.partition_rows, result.partition_rows))
+    unknown = []
+    for scope, before, after in pairs:
+        if before is None or after is None:
+            unknown.append(scope)
+            continue
+        metadata[f"{scope}_rows_before"] = before
+        metadata[f"{scope}_rows_expected"] = before + net
+        metadata[f"{scope}_rows_after"] = after
+        if before + net != after:
+            problems.append(f"{scope}: {before} + {net} != {after}")
+    if problems:
+        return Verdict(False, Severity.ERROR, "; ".join(problems), metadata)
+    if unknown:
+        return Verdict(
+            False,
+            Severity.WARN,
+            f"cannot reconcile the {' and '.join(unknown)} counts: data files without "
+            "numRecords make them unknown",
+            metadata,
+        )
+    return Verdict(True, Severity.ERROR, None, metadata)
+
+
+def _in_scope(commit: Commit, feed: Feed, partition_key: str) -> bool:
+    """Whether a pipeline commit changed the rows this check compares."""
+    return commit.pipeline_asset == feed.name and (
+        feed.partition_column is None or commit.pipeline_partition == partition_key
+    )
+
+
+def judge_out_of_band(
+    feed: Feed,
+    result: UpsertResult,
+    *,
+    partition_key: str,
+    previous: Mapping[str, int] | None,
+    commits: Sequence[Commit] | None,
+) -> Verdict:
+    """Judges that nothing but the pipeline wrote since the previous materialization.
+
+    Args:
+        feed: The feed of the asset.
+        result: What the upsert returned.
+        partition_key: The partition being materialized.
+        previous: The integer metadata of this partition's previous materialization (for an
+            unpartitioned table, the asset's latest), or ``None`` on the first one.
+        commits: The log's commits after the version ``previous`` recorded, up to the version this
+            merge read; ``None`` if the log no longer holds them all.
+    """
+    if previous is None:
+        return Verdict(
+            True,
+            Severity.WARN,
+            "first materialization: nothing recorded to compare with",
+            {"read_version": result.read_version},
+        )
+    recorded_version = previous.get(keys.VERSION)
+    recorded_rows = previous.get(scope_rows_key(feed))
+    rows_before = (
+        result.before.partition_rows if feed.partition_column else result.before.table_rows
+    )
+    metadata: dict[str, MetadataScalar] = {"read_version": result.read_version}
+    if recorded_version is not None:
+        metadata["recorded_version"] = recorded_version
+    if commits is None or recorded_version is None:
+        return Verdict(
+            False,
+            Severity.WARN,
+            "the log no longer holds every commit since the previous materialization",
+            metadata,
+        )
+    foreign = [commit for commit in commits if commit.pipeline_asset is None]
+    metadata["foreign_commits"] = len(foreign)
+    metadata["pipeline_commits"] = len(commits) - len(foreign)
+    problems = []
+    if foreign:
+        listed = ", ".join(f"v{commit.version} {commit.operation}" for commit in foreign)
+        metadata["foreign_commit_versions"] = listed
+        problems.append(f"{len(foreign)} commit(s) made outside the pipeline: {listed}")
+    if recorded_rows is not None and rows_before is not None:
+        nets = [net_rows(commit) for commit in commits if _in_scope(commit, feed, partition_key)]
+        if all(net is not None for net in nets):
+            expected = recorded_rows + sum(net for net in nets if net is not None)
+            metadata["recorded_rows"] = recorded_rows
+            metadata["expected_rows_before"] = expected
+            metadata["rows_before"] = rows_before
+            if rows_before != expected:
+                problems.append(
+                    f"{rows_before} rows before this merge, {expected} expected from the "
+                    f"previous materialization (v{recorded_version}: {recorded_rows} rows)"
+                )
+    return Verdict(not problems, Severity.WARN, "; ".join(problems) or None, metadata)
+
+
+def judge_volume(
+    latest: Mapping[str, int],
+    history: Sequence[Mapping[str, int]],
+    band: VolumeBand = VOLUME_BAND,
+) -> Verdict:
+    """Judges a materialization's inserted / updated / deleted against the asset's history.
+
+    Args:
+        latest: The integer metadata of the materialization judged.
+        history: The integer metadata of earlier materializations, newest first.
+        band: How far a count may stray.
+    """
+    metadata: dict[str, MetadataScalar] = {"history": len(history)}
+    if len(history) < band.min_history:
+        return Verdict(
+            True,
+            Severity.WARN,
+            f"{len(history)} earlier materialization(s): no verdict before {band.min_history}",
+            metadata,
+        )
+    problems = []
+    for key in keys.VOLUME_METRICS:
+        value = latest.get(key)
+        past = [v for v in (m.get(key) for m in history) if v is not None]
+        if value is None or len(past) < band.min_history:
+            continue
+        median = statistics.median(past)
+        mad = statistics.median(abs(v - median) for v in past)
+        spread = max(1.4826 * mad, band.min_spread_ratio * median, band.min_spread_rows)
+        low, high = median - band.k * spread, median + band.k * spread
+        name = key.removeprefix("upsert/")
+        metadata[name] = value
+        metadata[f"{name}_median"] = float(median)
+        metadata[f"{name}_band"] = f"[{max(low, 0):.0f}, {high:.0f}]"
+        if not low <= value <= high:
+            problems.append(f"{name} {value} outside [{max(low, 0):.0f}, {high:.0f}]")
+    return Verdict(not problems, Severity.WARN, "; ".join(problems) or None, metadata)
+
+
+def judge_not_empty(counts: RowCounts, *, partitioned: bool) -> Verdict:
+    """Judges that the partition (``partitioned``) or the table holds rows, by the log's counts.
+
+    An unknown count (files without ``numRecords``) fails: emptiness cannot be ruled out.
+    """
+    rows = counts.partition_rows if partitioned else counts.table_rows
+    metadata: dict[str, MetadataScalar] = {
+        "rows": rows if rows is not None else "unknown",
+        "files": counts.partition_files if partitioned else counts.table_files,
+        "files_without_stats": counts.files_without_stats,
+        "version": counts.version,
+    }
+    description: str | None = None
+    if rows is None:
+        description = f"unknown: {counts.files_without_stats} file(s) lack numRecords"
+    elif rows == 0:
+        description = "no rows"
+    return Verdict(bool(rows), Severity.ERROR, description, metadata)

@@ -1,0 +1,10 @@
+"""The check names, as the UI and the event log show them."""
+
+COUNTS_RECONCILE = "counts_reconcile"
+"""Inline, blocking: the commit's counts add up, from the merge metrics and the log."""
+NO_OUT_OF_BAND_WRITES = "no_out_of_band_writes"
+"""Inline: nothing but the pipeline wrote since the partition's previous materialization."""
+VOLUME_WITHIN_HISTORY = "volume_within_history"
+"""Standalone: inserted / updated / deleted stay within a band of the asset's history."""
+NOT_EMPTY = "not_empty"
+"""Standalone: the partition (or the table) holds rows, by the log's numRecords."""

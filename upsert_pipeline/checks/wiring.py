@@ -1,0 +1,223 @@
+"""The checks' Dagster wiring: their specs, the asset checks that fetch what a judge needs from
+the event log and the Delta log, and each ``Verdict`` as a ``dg.AssetCheckResult``.
+
+Two checks run inline, in the materialization's own step, because what they compare is known when
+the merge returns: ``counts_reconcile`` (blocking) and ``no_out_of_band_writes``. Two are
+``@dg.asset_check`` functions, evaluated after the asset in the same run or on their own (from the
+UI or the ``check_lake`` job): ``volume_within_history`` and ``not_empty``. No check opens a data
+file.
+"""
+
+
+import warnings
+
+import dagster as dg
+from deltalake.exceptions import TableNotFoundError
+
+from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.checks.judges import (
+    VOLUME_BAND,
+    MetadataScalar,
+    Severity,
+    Verdict,
+    VolumeBand,
+    judge_not_empty,
+    judge_out_of_band,
+    judge_reconcile,
+    judge_volume,
+)
+from upsert_pipeline.checks.names import (
+    COUNTS_RECONCILE,
+    NO_OUT_OF_BAND_WRITES,
+    NOT_EMPTY,
+    VOLUME_WITHIN_HISTORY,
+)
+from upsert_pipeline.delta import UpsertResult, read_row_counts
+from upsert_pipeline.delta.history import HistoryUnavailableError, commits_between
+from upsert_pipeline.feeds import Feed
+from upsert_pipeline.partitions import daily_partitions
+from upsert_pipeline.resources import DeltaMergeResource
+
+# Every check here is partitioned like its asset, so the UI shows a verdict per partition. In
+# Dagster 1.13 a partitions_def on a check is a preview feature, and AssetCheckSpec warns each
+# time one is built: on every import of the code location, in every run worker, a block per check
+# per feed. The warning tells us nothing new (we chose the preview on purpose), so it is
+# silenced here, once, for that one message only; any other PreviewWarning still shows.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Specifying a partitions_def on an AssetCheckSpec",
+    category=dg.PreviewWarning,
+)
+
+_SEVERITIES = {
+    Severity.WARN: dg.AssetCheckSeverity.WARN,
+    Severity.ERROR: dg.AssetCheckSeverity.ERROR,
+}
+
+
+def _metadata_value(value: MetadataScalar) -> dg.MetadataValue:
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, float):
+        return dg.MetadataValue.float(value)
+    return dg.MetadataValue.text(value)
+
+
+def check_result(verdict: Verdict, *, check_name: str | None = None) -> dg.AssetCheckResult:
+    """A verdict as Dagster's check result; counts stay integers so the UI plots them."""
+    return dg.AssetCheckResult(
+        check_name=check_name,
+        passed=verdict.passed,
+        severity=_SEVERITIES[verdict.severity],
+        description=verdict.description,
+        metadata={name: _metadata_value(value) for name, value in verdict.metadata.items()},
+    )
+
+
+def recorded_ints(materialization: dg.AssetMaterialization) -> dict[str, int]:
+    """The integer metadata a materialization recorded (the counts a judge compares)."""
+    return {
+        key: value.value
+        for key, value in materialization.metadata.items()
+        if isinstance(value, dg.IntMetadataValue) and value.value is not None
+    }
+
+
+def inline_check_specs(feed: Feed) -> list[dg.AssetCheckSpec]:
+    """The checks the asset itself evaluates, from what the merge just returned."""
+    return [
+        dg.AssetCheckSpec(
+            COUNTS_RECONCILE,
+            asset=feed.name,
+            blocking=True,
+            partitions_def=daily_partitions,
+            description=(
+                "Rows before the merge + inserted - deleted equals rows after it, for the "
+                "partition and the table, all read from the Delta log; and the merge's source "
+                "rows equal the rows read from the landing batch."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            NO_OUT_OF_BAND_WRITES,
+            asset=feed.name,
+            partitions_def=daily_partitions,
+            description=(
+                "Since this partition's previous materialization, only the pipeline wrote to the "
+                "table, and the rows it held before this merge are what was recorded then."
+            ),
+        ),
+    ]
+
+
+def _previous_materialization(
+    instance: dg.DagsterInstance, feed: Feed, partition_key: str
+) -> dg.AssetMaterialization | None:
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(feed.name),
+        asset_partitions=[partition_key] if feed.partition_column else None,
+    )
+    records = instance.fetch_materializations(records_filter, limit=1).records
+    return records[0].asset_materialization if records else None
+
+
+def inline_check_results(
+    context: dg.AssetExecutionContext,
+    feed: Feed,
+    lake: DeltaMergeResource,
+    result: UpsertResult,
+    *,
+    landing_rows: int,
+) -> list[dg.AssetCheckResult]:
+    """Evaluates the inline checks of one materialization (before it is recorded)."""
+    table_uri = lake.table_uri(feed.name)
+    options = lake.storage_options or None
+    table_rows_before_commit = None
+    if result.concurrent_commits:
+        table_rows_before_commit = read_row_counts(
+            table_uri, version=result.version - 1, storage_options=options
+        ).table_rows
+    materialization = _previous_materialization(context.instance, feed, context.partition_key)
+    previous = recorded_ints(materialization) if materialization else None
+    commits = None
+    recorded_version = previous.get(keys.VERSION) if previous else None
+    if recorded_version is not None:
+        try:
+            commits = commits_between(
+                table_uri, recorded_version, result.read_version, storage_options=options
+            )
+        except HistoryUnavailableError:
+            commits = None
+    reconciled = judge_reconcile(
+        result, landing_rows=landing_rows, table_rows_before_commit=table_rows_before_commit
+    )
+    out_of_band = judge_out_of_band(
+        feed, result, partition_key=context.partition_key, previous=previous, commits=commits
+    )
+    return [
+        check_result(reconciled, check_name=COUNTS_RECONCILE),
+        check_result(out_of_band, check_name=NO_OUT_OF_BAND_WRITES),
+    ]
+
+
+def build_standalone_checks(
+    feed: Feed, band: VolumeBand = VOLUME_BAND
+) -> list[dg.AssetChecksDefinition]:
+    """The checks of ``feed`` that run after the asset in the same run, or on their own."""
+
+    @dg.asset_check(
+        asset=feed.name,
+        name=VOLUME_WITHIN_HISTORY,
+        partitions_def=daily_partitions,
+        description=(
+            f"Rows inserted / updated / deleted stay within a robust band (median ± {band.k} "
+            f"spreads) of the asset's last {band.history} materializations."
+        ),
+    )
+    def _volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+        asset_key = dg.AssetKey(feed.name)
+        mine = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[context.partition_key]),
+            limit=1,
+        ).records
+        if not mine:
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"partition {context.partition_key} has no materialization to judge",
+            )
+        earlier = context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, before_storage_id=mine[0].storage_id),
+            limit=band.history,
+        ).records
+        verdict = judge_volume(
+            recorded_ints(mine[0].asset_materialization),
+            [recorded_ints(record.asset_materialization) for record in earlier],
+            band,
+        )
+        return check_result(verdict)
+
+    @dg.asset_check(
+        asset=feed.name,
+        name=NOT_EMPTY,
+        partitions_def=daily_partitions,
+        description=(
+            "The partition (or, for an unpartitioned table, the table) holds rows, by the "
+            "numRecords of its files in the Delta log."
+        ),
+    )
+    def _not_empty(
+        context: dg.AssetCheckExecutionContext, lake: DeltaMergeResource
+    ) -> dg.AssetCheckResult:
+        day = daily_partitions.time_window_for_partition_key(context.partition_key).start.date()
+        partition = {feed.partition_column: day} if feed.partition_column else None
+        try:
+            counts = lake.row_counts(feed.name, partition=partition)
+        except TableNotFoundError:
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"no Delta table at {lake.table_uri(feed.name)}",
+            )
+        return check_result(judge_not_empty(counts, partitioned=partition is not None))
+
+    return [_volume, _not_empty]

@@ -1,0 +1,39 @@
+"""The materialization metadata keys, defined once: the writer (``metadata.py``) records them and
+the checks (``checks/``) read them back from the event log.
+
+Dagster's standard keys come first: the UI knows them (row counts, the table's URI and schema).
+"""
+
+# Dagster's standard table keys.
+ROW_COUNT = "dagster/row_count"
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
+URI = "dagster/uri"
+TABLE_NAME = "dagster/table_name"
+COLUMN_SCHEMA = "dagster/column_schema"
+
+# The merge's own counts, from the commit's metrics.
+SOURCE_ROWS = "upsert/source_rows"
+ROWS_INSERTED = "upsert/rows_inserted"
+ROWS_UPDATED = "upsert/rows_updated"
+ROWS_DELETED = "upsert/rows_deleted"
+ROWS_UNCHANGED = "upsert/rows_unchanged"
+ROWS_COPIED = "upsert/rows_copied"
+TOMBSTONES = "upsert/tombstones"
+SNAPSHOT = "upsert/snapshot"
+ALREADY_APPLIED = "upsert/already_applied"
+PARTITION_ROWS_BEFORE = "upsert/partition_rows_before"
+
+# The Delta log's side of the commit.
+VERSION = "delta/version"
+READ_VERSION = "delta/read_version"
+FILES_ADDED = "delta/files_added"
+FILES_REMOVED = "delta/files_removed"
+FILES_SCANNED = "delta/files_scanned"
+FILES_SKIPPED = "delta/files_skipped"
+FILES_WITHOUT_STATS = "delta/files_without_stats"
+MERGE_MS = "delta/merge_ms"
+COMMIT_ATTEMPTS = "delta/commit_attempts"
+COLUMNS_ADDED = "delta/columns_added"
+
+VOLUME_METRICS = (ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED)
+"""The counts the volume check compares with the asset's history."""
