@@ -8,7 +8,6 @@ UI or the ``check_lake`` job): ``volume_within_history`` and ``not_empty``. No c
 file.
 """
 
-
 import warnings
 
 import dagster as dg
