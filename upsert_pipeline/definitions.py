@@ -5,6 +5,11 @@ import os
 import dagster as dg
 
 from upsert_pipeline.assets import customers, freshness_checks, lake_checks, orders
+from upsert_pipeline.lake_maintenance import (
+    maintain_lake_job,
+    maintain_lake_schedule,
+    maintenance_assets,
+)
 from upsert_pipeline.resources import (
     DEFAULT_LAKE_URI,
     DEFAULT_LANDING_URI,
@@ -29,10 +34,10 @@ def _setting(env_var: str, default: str) -> str:
 
 
 defs = dg.Definitions(
-    assets=[orders, customers],
+    assets=[orders, customers, *maintenance_assets],
     asset_checks=[*lake_checks, *freshness_checks],
-    jobs=[ingest_job, check_job, freshness_job],
-    schedules=[ingest_schedule, freshness_schedule],
+    jobs=[ingest_job, check_job, freshness_job, maintain_lake_job],
+    schedules=[ingest_schedule, freshness_schedule, maintain_lake_schedule],
     resources={
         "landing": LandingResource(uri=_setting(LANDING_URI_ENV, DEFAULT_LANDING_URI)),
         "lake": DeltaMergeResource(lake_uri=_setting(LAKE_URI_ENV, DEFAULT_LAKE_URI)),
