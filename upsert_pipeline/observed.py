@@ -144,3 +144,16 @@ def build_observed_table(
         )
 
     return _observe
+
+
+observe_tables_job = dg.define_asset_job(
+    "observe_tables",
+    selection=dg.AssetSelection.groups(OBSERVED_GROUP),
+    description="Observes every table other engines write: each new commit with its counts.",
+)
+
+observe_tables_schedule = dg.ScheduleDefinition(
+    job=observe_tables_job,
+    cron_schedule="*/15 * * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+)
