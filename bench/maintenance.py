@@ -66,7 +66,7 @@ class MaintenancePlan:
     max_small_files: int
 
 
-FULL = MaintenancePlan("full", 10, 5_000, 30, 100, 10, MaintenancePolicy().max_small_files)
+FULL = MaintenancePlan("full", 10, 5_000, 30, 100, 20, MaintenancePolicy().max_small_files)
 QUICK = MaintenancePlan("quick", 3, 200, 4, 10, 2, 2)
 
 
