@@ -9,8 +9,10 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.components.observed_table import ObservedDeltaTable
 from upsert_pipeline.delta.log_files import commit_file_name
 from upsert_pipeline.observed import build_observed_table
+from upsert_pipeline.sample_partner import write_partner_table
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch
 from upsert_pipeline_tests.test_delta_history import copy_fixture
 
@@ -122,3 +124,23 @@ def test_a_table_not_written_yet_is_observed_without_failing(tmp_path, instance)
     _observe(build_observed_table("later", str(tmp_path / "missing")), instance)
     [observation] = _recorded(instance, "later")
     assert observation[keys.NEW_COMMITS] == 0 and keys.VERSION not in observation
+
+
+def test_the_component_declares_an_observed_table_by_its_uri(tmp_path, instance):
+    uri = str(tmp_path / "events")
+    write_partner_table(uri)
+    component = ObservedDeltaTable(name="partner_events", uri=uri)
+
+    defs = dg.build_defs_for_component(component)
+    [asset] = list(defs.assets or [])
+    _observe(asset, instance)
+
+    observed = _recorded(instance, "partner_events")
+    assert [o[keys.OPERATION] for o in observed] == ["WRITE", "WRITE", "MERGE", "DELETE"]
+    merge, delete = observed[2], observed[3]
+    assert (merge[keys.COMMIT_ROWS_INSERTED], merge[keys.COMMIT_ROWS_UPDATED]) == (20, 10)
+    assert delete[keys.COMMIT_ROWS_DELETED] == 10 and delete[keys.ROW_COUNT] == 170
+    assert component.table_uri(Path("/project")) == uri
+    relative = ObservedDeltaTable(name="e", uri="data/partner/events")
+    assert relative.table_uri(Path("/project")) == "/project/data/partner/events"
+    assert ObservedDeltaTable(name="e", uri="s3://b/t").table_uri(Path("/p")) == "s3://b/t"
