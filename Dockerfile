@@ -33,6 +33,10 @@ ENV PATH=/opt/dagster/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     DAGSTER_HOME=/opt/dagster/dagster_home
 COPY --from=build /opt/dagster/venv /opt/dagster/venv
+# The feeds are YAML files in the installed package's defs folder; `load_from_defs_folder` finds
+# them through the project's pyproject.toml ([tool.dg]), which it looks for in the package's
+# parent folders: /opt/dagster is one of them.
+COPY pyproject.toml /opt/dagster/pyproject.toml
 COPY dagster.yaml workspace.yaml /opt/dagster/dagster_home/
 # Mount points of the named volumes, owned by the service user so a fresh volume inherits that.
 RUN mkdir -p /opt/dagster/dagster_home/storage /opt/dagster/lake /opt/dagster/landing \

@@ -1,6 +1,12 @@
-# upsert_pipeline — `make dev` and `make test` are the two a newcomer needs.
+# upsert_pipeline — `make dev` and `make test` are the two a newcomer needs; each sets up what it
+# uses from this project's own files (uv, the locked virtualenv, sample data, system packages).
 SHELL := /bin/bash
-UV ?= uv
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+# uv: the one on PATH, else the pinned version installed with $(PYTHON) into .tools/ (no root,
+# no change to the system Python: `pip install --target`).
+UV_LOCAL := $(CURDIR)/.tools/uv/bin/uv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_LOCAL))
 RUN := $(UV) run --frozen
 DAGSTER_DEV_HOME := $(CURDIR)/.dagster_home
 LANDING := $(CURDIR)/data/landing
@@ -12,8 +18,15 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
+$(UV_LOCAL):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv "uv==$(UV_VERSION)"
+
+.PHONY: uv
+uv: ## Install uv $(UV_VERSION) into .tools/ when none is on PATH
+	@if [ "$(UV)" = "$(UV_LOCAL)" ]; then $(MAKE) --no-print-directory $(UV_LOCAL); fi
+
 .PHONY: install
-install: ## Create .venv from uv.lock (the exact, locked versions)
+install: uv ## Create .venv from uv.lock (the exact, locked versions)
 	$(UV) sync --frozen
 
 $(LANDING)/orders:
@@ -27,10 +40,25 @@ sample-data: install ## Generate the sample landing batches under data/landing (
 redeliver: install ## Replace some days' landing batches with corrected re-deliveries
 	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING) --redeliver
 
-.PHONY: dev
-dev: install $(LANDING)/orders ## Run `dagster dev` on an embedded SQLite instance in .dagster_home/
+# The dev instance's dagster.yaml: SQLite storage (Dagster's default), no telemetry, no community
+# sign-up dialog, and a run queue sized for a laptop (see deploy/dev_instance.yaml).
+$(DAGSTER_DEV_HOME)/dagster.yaml: deploy/dev_instance.yaml
 	mkdir -p $(DAGSTER_DEV_HOME)
+	cp deploy/dev_instance.yaml $@
+
+.PHONY: dev
+dev: install $(LANDING)/orders $(DAGSTER_DEV_HOME)/dagster.yaml ## Run `dagster dev` on http://127.0.0.1:3000 (SQLite instance in .dagster_home/)
 	DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dagster dev -m upsert_pipeline.definitions
+
+.PHONY: defs
+defs: install $(DAGSTER_DEV_HOME)/dagster.yaml ## List what the defs folder declares (`dg list defs`)
+	DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dg list defs
+
+.PHONY: check-defs
+check-defs: install $(DAGSTER_DEV_HOME)/dagster.yaml ## Validate every feed's defs.yaml (`dg check yaml`)
+	for feed in upsert_pipeline/defs/*/defs.yaml; do \
+	  DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dg check yaml "$$(dirname $$feed)" || exit 1; \
+	done
 
 # `make dev-postgres`: the deployment's instance (dagster.yaml: PostgreSQL, run queue) on a local
 # server; override any of these from the environment or the command line.
@@ -52,6 +80,37 @@ dev-postgres: install $(LANDING)/orders ## Run `dagster dev` with dagster.yaml o
 	$(DEV_POSTGRES_ENV) $(RUN) python -m deploy.instance check --create-database
 	$(DEV_POSTGRES_ENV) $(RUN) dagster dev -m upsert_pipeline.definitions
 
+# What the test suite uses beyond the virtualenv: Chromium and its driver (the browser tests),
+# docker-compose (validates docker-compose.yml), and a PostgreSQL server at 127.0.0.1:5432.
+SYSTEM_PACKAGES := chromium chromium-driver docker-compose postgresql-client
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+
+.PHONY: system-deps
+system-deps: ## Install the Debian packages the tests use (as root), or name the command that would
+	@missing=(); for package in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" || missing+=($$package); \
+	done; \
+	if (( $${#missing[@]} )); then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $${missing[*]}"; \
+	    apt-get update -qq && $(APT_INSTALL) "$${missing[@]}"; \
+	  else \
+	    echo "the tests need: $${missing[*]}; run: sudo apt-get install -y $${missing[*]}" >&2; exit 1; \
+	  fi; \
+	fi
+
+.PHONY: postgres
+postgres: system-deps ## Start the local PostgreSQL cluster when it is not accepting connections
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432; then \
+	  start="pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql 2>/dev/null | tail -1) main start"; \
+	  if [ "$$(id -u)" = 0 ] && [ -d /etc/postgresql ]; then \
+	    echo "$$start"; $$start; \
+	    for _ in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  fi; \
+	  pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	    echo "no PostgreSQL at 127.0.0.1:5432; run: sudo $$start" >&2; exit 1; }; \
+	fi
+
 .PHONY: lint
 lint: install ## ruff (lint and format check) and mypy on the package
 	$(RUN) ruff check .
@@ -59,16 +118,20 @@ lint: install ## ruff (lint and format check) and mypy on the package
 	$(RUN) mypy
 
 .PHONY: test
-test: lint ## Lint, type-check and run the whole test suite
+test: lint postgres ## Lint, type-check and run the whole test suite (installs what it uses first)
 	$(RUN) pytest $(PYTEST_ARGS)
 
 .PHONY: screenshots
-screenshots: install ## Retake docs/ui-*.png through the browser test (webserver + headless Chromium)
+screenshots: install system-deps ## Retake docs/ui-*.png through the browser test (webserver + headless Chromium)
 	UPSERT_PIPELINE_SCREENSHOTS=docs $(RUN) pytest upsert_pipeline_tests/test_ui_browser.py
 
 .PHONY: bench
 bench: install ## Run the benchmarks (about an hour) and rewrite BENCHMARKS.md and docs/bench_*.png
 	$(RUN) python -m bench --out bench/results --markdown BENCHMARKS.md --plots docs
+
+.PHONY: bench-backfill-ui
+bench-backfill-ui: install ## Time a 10-partition backfill of orders launched as the UI does (about 3 min)
+	$(RUN) python -m bench.backfill_ui
 
 .PHONY: clean
 clean: ## Remove the generated lake, landing data and dev instance

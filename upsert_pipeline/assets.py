@@ -5,15 +5,10 @@ import datetime as dt
 import dagster as dg
 from pydantic import Field
 
-from upsert_pipeline.checks.freshness import build_freshness_checks
-from upsert_pipeline.checks.wiring import (
-    build_standalone_checks,
-    inline_check_results,
-    inline_check_specs,
-)
+from upsert_pipeline.checks.wiring import inline_check_results, inline_check_specs
 from upsert_pipeline.delta import PartitionValue
 from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
-from upsert_pipeline.feeds import CUSTOMERS, FEEDS, ORDERS, Feed
+from upsert_pipeline.feeds import Feed
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
@@ -41,16 +36,24 @@ class UpsertConfig(dg.Config):
     )
 
 
-def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
+def build_upsert_asset(
+    feed: Feed, *, freshness_policy: dg.FreshnessPolicy | None = None
+) -> dg.AssetsDefinition:
     """A daily-partitioned asset that upserts the day's landing batch of ``feed`` into the lake.
 
     Each materialization reports the merge's counts and the log's row counts as integer metadata,
     so the UI lists and plots them per partition, and evaluates the inline checks of
     ``upsert_pipeline.checks.wiring`` on them.
 
+    The defs folder builds one per feed (``FeedComponent``); call it directly to serve a feed
+    from Python.
+
+    Args:
+        feed: The feed to upsert.
+        freshness_policy: Dagster's freshness policy of the asset, judged by the daemon.
+
     Example:
-        >>> refunds = build_upsert_asset(Feed(name="refunds", schema=..., keys=("refund_id",),
-        ...                                   partition_column="refund_date", description="..."))
+        >>> refunds = build_upsert_asset(load_feed("refunds"))
     """
 
     @dg.asset(
@@ -60,6 +63,7 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
         group_name="lake",
         description=feed.description,
         check_specs=inline_check_specs(feed),
+        freshness_policy=freshness_policy,
     )
     def _upsert_asset(
         context: dg.AssetExecutionContext,
@@ -96,13 +100,3 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
         )
 
     return _upsert_asset
-
-
-orders = build_upsert_asset(ORDERS)
-customers = build_upsert_asset(CUSTOMERS)
-
-lake_checks = [*build_standalone_checks(ORDERS), *build_standalone_checks(CUSTOMERS)]
-"""The standalone checks of every feed."""
-
-freshness_checks = build_freshness_checks([feed.name for feed in FEEDS])
-"""Dagster's own freshness checks: the latest due partition materialized by the deadline."""

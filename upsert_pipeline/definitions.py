@@ -1,15 +1,21 @@
-"""The code location's entry point: ``upsert_pipeline.definitions:defs``."""
+"""The code location's entry point: ``upsert_pipeline.definitions:defs``.
 
+The feeds and the observed tables come from the defs folder
+(``upsert_pipeline/defs/<name>/defs.yaml``); this module adds what they all share: the
+resources, the jobs over every feed (ingestion, checks, ``maintain_lake`` with its maintenance
+assets), ``observe_tables``, and the executor.
+"""
+
+import functools
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
 import dagster as dg
 
-from upsert_pipeline.assets import customers, freshness_checks, lake_checks, orders
-from upsert_pipeline.lake_maintenance import (
-    maintain_lake_job,
-    maintain_lake_schedule,
-    maintenance_assets,
-)
+from upsert_pipeline.lake_maintenance import maintenance_definitions
+from upsert_pipeline.observed import observed_definitions
+from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import (
     DEFAULT_LAKE_URI,
     DEFAULT_LANDING_URI,
@@ -18,13 +24,11 @@ from upsert_pipeline.resources import (
     DeltaMergeResource,
     LandingResource,
 )
-from upsert_pipeline.schedules import (
-    check_job,
-    freshness_job,
-    freshness_schedule,
-    ingest_job,
-    ingest_schedule,
-)
+
+INGEST_JOB = "ingest_daily"
+"""One day of every feed, then their standalone checks (each feed also has its own job)."""
+CHECK_JOB = "check_lake"
+"""The standalone checks of one day, without materializing anything."""
 
 
 def _setting(env_var: str, default: str) -> str:
@@ -33,13 +37,67 @@ def _setting(env_var: str, default: str) -> str:
     return dg.EnvVar(env_var) if env_var in os.environ else default
 
 
-defs = dg.Definitions(
-    assets=[orders, customers, *maintenance_assets],
-    asset_checks=[*lake_checks, *freshness_checks],
-    jobs=[ingest_job, check_job, freshness_job, maintain_lake_job],
-    schedules=[ingest_schedule, freshness_schedule, maintain_lake_schedule],
-    resources={
+def default_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
+    """The landing and lake resources, from the environment or the project-folder defaults."""
+    return {
         "landing": LandingResource(uri=_setting(LANDING_URI_ENV, DEFAULT_LANDING_URI)),
         "lake": DeltaMergeResource(lake_uri=_setting(LAKE_URI_ENV, DEFAULT_LAKE_URI)),
-    },
-)
+    }
+
+
+def build_definitions(
+    feeds: dg.Definitions, *, resources: Mapping[str, object] | None = None
+) -> dg.Definitions:
+    """The code location: the feeds' definitions plus what every feed shares.
+
+    Args:
+        feeds: What the defs folder declares.
+        resources: The resources by key; ``default_resources()`` when ``None``.
+
+    Every run executes in one process (``in_process_executor``): a run is one partition's merge
+    and a few checks that read the log, so a process per step would cost more in start-up
+    (importing Dagster, delta-rs and polars) than the steps themselves take.
+    """
+    assets = [asset for asset in feeds.assets or () if isinstance(asset, dg.AssetsDefinition)]
+    # The standalone checks, by key (the defs folder hands them back as AssetsDefinitions).
+    checks = [
+        key
+        for check in feeds.asset_checks or ()
+        if isinstance(check, dg.AssetsDefinition | dg.AssetChecksDefinition)
+        for key in check.check_keys
+    ]
+    ingest_daily = dg.define_asset_job(
+        INGEST_JOB,
+        selection=dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks),
+        partitions_def=daily_partitions,
+        description="Upserts one day's landing batches of every feed, then runs their checks.",
+    )
+    check_lake = dg.define_asset_job(
+        CHECK_JOB,
+        selection=dg.AssetSelection.checks(*checks),
+        partitions_def=daily_partitions,
+        description="Evaluates the standalone checks of one day's partition; materializes nothing.",
+    )
+    shared = dg.Definitions(
+        jobs=[ingest_daily, check_lake],
+        resources=dict(default_resources() if resources is None else resources),
+        executor=dg.in_process_executor,
+    )
+    tables = [key.path[-1] for asset in assets for key in asset.keys]
+    observed = [
+        asset
+        for asset in feeds.assets or ()
+        if isinstance(asset, dg.SourceAsset) and asset.is_observable
+    ]
+    return dg.Definitions.merge(
+        feeds, shared, maintenance_definitions(tables), observed_definitions(observed)
+    )
+
+
+@functools.cache
+def feed_definitions() -> dg.Definitions:
+    """What the defs folder declares: each feed's asset, checks, job and schedule (loaded once)."""
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
+
+
+defs = build_definitions(feed_definitions())

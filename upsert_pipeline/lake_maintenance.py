@@ -8,6 +8,8 @@ of the table or of a partition changed. Every commit carries the pipeline's mark
 own checks never call it an out-of-band write.
 """
 
+from collections.abc import Sequence
+
 import dagster as dg
 from deltalake.exceptions import TableNotFoundError
 from pydantic import Field
@@ -23,7 +25,6 @@ from upsert_pipeline.delta.maintenance import (
     MaintenanceResult,
     maintain,
 )
-from upsert_pipeline.feeds import FEEDS
 from upsert_pipeline.resources import DeltaMergeResource
 
 MAINTENANCE_GROUP = "maintenance"
@@ -164,20 +165,21 @@ def build_maintenance_asset(table: str) -> dg.AssetsDefinition:
     return _maintain
 
 
-maintenance_assets = [build_maintenance_asset(feed.name) for feed in FEEDS]
-"""The maintenance asset of every feed's table."""
-
-maintain_lake_job = dg.define_asset_job(
-    MAINTAIN_LAKE,
-    selection=[maintenance_key(feed.name) for feed in FEEDS],
-    description=(
-        "Compacts, vacuums and checkpoints every table of the lake; proves from the log that no "
-        "row count changed. Runs without a partition."
-    ),
-)
-
-maintain_lake_schedule = dg.ScheduleDefinition(
-    job=maintain_lake_job,
-    cron_schedule="0 3 * * 0",  # Sundays at 03:00 UTC, once the schedule is turned on
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
+def maintenance_definitions(tables: Sequence[str]) -> dg.Definitions:
+    """The maintenance asset of each table, the job ``maintain_lake`` over them all (run without
+    a partition) and its schedule (Sundays 03:00 UTC, stopped until turned on)."""
+    assets = [build_maintenance_asset(table) for table in tables]
+    if not assets:
+        return dg.Definitions()
+    job = dg.define_asset_job(
+        MAINTAIN_LAKE,
+        selection=dg.AssetSelection.assets(*assets),
+        description=(
+            "Compacts, vacuums and checkpoints every table of the lake; proves from the log that "
+            "no row count changed. Runs without a partition."
+        ),
+    )
+    schedule = dg.ScheduleDefinition(
+        job=job, cron_schedule="0 3 * * 0", default_status=dg.DefaultScheduleStatus.STOPPED
+    )
+    return dg.Definitions(assets=assets, jobs=[job], schedules=[schedule])

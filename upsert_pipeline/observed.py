@@ -9,7 +9,7 @@ from the log at that version (deletion vectors subtracted). A commit without met
 """
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 from deltalake.exceptions import TableNotFoundError
@@ -146,14 +146,20 @@ def build_observed_table(
     return _observe
 
 
-observe_tables_job = dg.define_asset_job(
-    "observe_tables",
-    selection=dg.AssetSelection.groups(OBSERVED_GROUP),
-    description="Observes every table other engines write: each new commit with its counts.",
-)
+OBSERVE_TABLES = "observe_tables"
 
-observe_tables_schedule = dg.ScheduleDefinition(
-    job=observe_tables_job,
-    cron_schedule="*/15 * * * *",
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-)
+
+def observed_definitions(assets: Sequence[dg.SourceAsset]) -> dg.Definitions:
+    """The job ``observe_tables`` over the observed tables, and its schedule (every 15 minutes,
+    stopped until turned on); nothing when no table is observed."""
+    if not assets:
+        return dg.Definitions()
+    job = dg.define_asset_job(
+        OBSERVE_TABLES,
+        selection=dg.AssetSelection.assets(*(asset.key for asset in assets)),
+        description="Observes every table other engines write: each new commit with its counts.",
+    )
+    schedule = dg.ScheduleDefinition(
+        job=job, cron_schedule="*/15 * * * *", default_status=dg.DefaultScheduleStatus.STOPPED
+    )
+    return dg.Definitions(jobs=[job], schedules=[schedule])

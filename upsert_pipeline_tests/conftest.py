@@ -5,10 +5,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pyarrow as pa
 import pytest
 
+from upsert_pipeline.definitions import feed_definitions
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 from upsert_pipeline.sample_data import generate
@@ -16,6 +18,26 @@ from upsert_pipeline.sample_data import generate
 DAY = dt.date(2026, 11, 2)
 OTHER_DAY = dt.date(2026, 11, 3)
 UPDATED_AT = dt.datetime(2026, 11, 2, 12, tzinfo=dt.UTC)
+
+
+def feed_asset(name: str) -> dg.AssetsDefinition:
+    """The asset the defs folder builds for a feed (no resources bound)."""
+    [asset] = [
+        a
+        for a in feed_definitions().assets or ()
+        if isinstance(a, dg.AssetsDefinition) and a.key == dg.AssetKey(name)
+    ]
+    return asset
+
+
+def feed_checks(*names: str) -> list[dg.AssetsDefinition]:
+    """The standalone checks the defs folder builds for the named feeds."""
+    keys = {dg.AssetKey(name) for name in names}
+    return [
+        check
+        for check in feed_definitions().asset_checks or ()
+        if {key.asset_key for key in check.check_keys} <= keys
+    ]
 
 
 def order_batch(

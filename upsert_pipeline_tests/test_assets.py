@@ -10,12 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from upsert_pipeline.assets import customers, orders
 from upsert_pipeline.delta import DuplicateKeyError, PartitionMismatchError, read_row_counts
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.sample_data import redeliver
 from upsert_pipeline.sources import LandingFileNotFoundError
-from upsert_pipeline_tests.conftest import order_batch, scan_rows
+from upsert_pipeline_tests.conftest import feed_asset, order_batch, scan_rows
 
 COUNT_KEYS = (
     "upsert/source_rows",
@@ -29,6 +28,9 @@ COUNT_KEYS = (
     "delta/merge_ms",
     "dagster/row_count",
 )
+
+orders = feed_asset("orders")
+customers = feed_asset("customers")
 
 
 def _latest_metadata(instance, asset: str, partition: str) -> dict[str, object]:

@@ -4,7 +4,6 @@ import dataclasses
 import datetime as dt
 import subprocess
 import sys
-from pathlib import Path
 
 import dagster as dg
 import pyarrow.parquet as pq
@@ -12,7 +11,6 @@ import pytest
 from deltalake import DeltaTable, write_deltalake
 
 import upsert_pipeline.delta.merge as merge_module
-from upsert_pipeline.assets import customers, freshness_checks, lake_checks, orders
 from upsert_pipeline.checks import (
     COUNTS_RECONCILE,
     NO_OUT_OF_BAND_WRITES,
@@ -21,11 +19,13 @@ from upsert_pipeline.checks import (
     Severity,
 )
 from upsert_pipeline.checks.judges import judge_reconcile
+from upsert_pipeline.definitions import CHECK_JOB, build_definitions, defs, feed_definitions
 from upsert_pipeline.delta import RowCounts, UpsertResult
 from upsert_pipeline.sample_data import generate
-from upsert_pipeline.schedules import check_job, freshness_job
-from upsert_pipeline_tests.conftest import order_batch
+from upsert_pipeline_tests.conftest import feed_asset, feed_checks, order_batch
 
+orders, customers = feed_asset("orders"), feed_asset("customers")
+lake_checks = feed_checks("orders", "customers")
 ASSETS = [orders, customers, *lake_checks]
 
 
@@ -54,19 +54,15 @@ def _values(evaluation) -> dict[str, object]:
     return {key: value.value for key, value in evaluation.metadata.items()}
 
 
-def _run_check_job(resources, instance, job, checks, tags=None):
-    """Runs a check-only job of the code location on the test's resources and instance."""
-    resolved = dg.Definitions(
-        assets=[orders, customers], asset_checks=checks, jobs=[job], resources=resources
-    ).resolve_job_def(job.name)
+def _run_check_job(resources, instance, job_name, tags=None):
+    """Runs a job of the code location on the test's resources and instance."""
+    resolved = build_definitions(feed_definitions(), resources=resources).resolve_job_def(job_name)
     return resolved.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
 
 
 def _run_standalone_checks(resources, instance, partition):
     """Evaluates the standalone checks alone, as the check_lake job (or the UI) does."""
-    return _run_check_job(
-        resources, instance, check_job, lake_checks, tags={"dagster/partition": partition}
-    )
+    return _run_check_job(resources, instance, CHECK_JOB, tags={"dagster/partition": partition})
 
 
 # counts_reconcile ---------------------------------------------------------------------------
@@ -242,7 +238,7 @@ def test_volume_passes_on_usual_days_and_warns_on_a_batch_ten_times_larger(
 ):
     for day in range(1, 7):
         result = _materialize(
-            resources, instance, f"2026-11-0{day}", assets=[orders, *lake_checks[:2]]
+            resources, instance, f"2026-11-0{day}", assets=[orders, *feed_checks("orders")]
         )
     usual = _evaluation(result, VOLUME_WITHIN_HISTORY)
     assert usual.passed and _values(usual)["history"] == 5
@@ -253,7 +249,7 @@ def test_volume_passes_on_usual_days_and_warns_on_a_batch_ten_times_larger(
         order_batch(range(10_000, 10_000 + 10 * usual_rows), day=day),
         eight_days / "orders" / f"{day}.parquet",
     )
-    result = _materialize(resources, instance, str(day), assets=[orders, *lake_checks[:2]])
+    result = _materialize(resources, instance, str(day), assets=[orders, *feed_checks("orders")])
 
     evaluation = _evaluation(result, VOLUME_WITHIN_HISTORY)
     assert not evaluation.passed
@@ -321,28 +317,21 @@ def test_standalone_checks_read_no_data_file(resources, instance, tmp_path):
 # freshness ----------------------------------------------------------------------------------
 
 
-def _run_freshness(resources, instance):
-    return _run_check_job(resources, instance, freshness_job, freshness_checks)
-
-
-def test_freshness_fails_until_the_latest_due_partition_is_materialized(
-    resources, instance, landing_dir: Path
-):
-    stale = _run_freshness(resources, instance)
-    assert not any(e.passed for e in stale.get_asset_check_evaluations())
-    overdue = _evaluation(stale, "freshness_check")
-    assert "expect partition" in overdue.description
-    assert "dagster/latest_cron_tick_timestamp" in overdue.metadata
-
-    deadline = overdue.metadata["dagster/latest_cron_tick_timestamp"].value
-    # The latest due partition is the last whole day before the deadline's tick.
-    due_day = dt.datetime.fromtimestamp(deadline, tz=dt.UTC).date() - dt.timedelta(days=1)
-    due = due_day.isoformat()
-    assert due in overdue.description
-    pq.write_table(order_batch([1, 2, 3], day=due_day), landing_dir / "orders" / f"{due}.parquet")
-    customers_batch = pq.read_table(landing_dir / "customers" / "2026-11-02.parquet")
-    pq.write_table(customers_batch, landing_dir / "customers" / f"{due}.parquet")
-    _materialize(resources, instance, due, assets=[orders, customers])
-
-    fresh = _run_freshness(resources, instance)
-    assert [e.passed for e in fresh.get_asset_check_evaluations()] == [True, True]
+def test_freshness_is_a_policy_the_daemon_judges_never_a_check_in_a_run(resources, instance):
+    for name in ("orders", "customers"):
+        policy = defs.resolve_assets_def(name).specs_by_key[dg.AssetKey(name)].freshness_policy
+        assert isinstance(policy, dg.FreshnessPolicy)
+        assert policy.deadline_cron == "0 9 * * *"  # the YAML's freshness.deadline_cron
+    graph = defs.resolve_asset_graph()
+    assert {key.name for key in graph.asset_check_keys} == {
+        COUNTS_RECONCILE,
+        NO_OUT_OF_BAND_WRITES,
+        VOLUME_WITHIN_HISTORY,
+        NOT_EMPTY,
+    }
+    # What a UI materialization of the asset runs: the asset and every check of it.
+    result = _materialize(
+        resources, instance, "2026-11-02", assets=[orders, *feed_checks("orders")]
+    )
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) == 4 and all(e.passed for e in evaluations)

@@ -16,7 +16,20 @@ from upsert_pipeline.resources import (
 
 def test_definitions_load_and_resolve_every_job():
     defs = definitions.defs
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"ingest_daily"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {
+        "ingest_daily",
+        "check_lake",
+        "ingest_orders",
+        "ingest_customers",
+        "maintain_lake",
+        "observe_tables",
+    }
+    assert {schedule.name for schedule in defs.schedules or ()} == {
+        "ingest_orders_schedule",
+        "ingest_customers_schedule",
+        "maintain_lake_schedule",
+        "observe_tables_schedule",
+    }
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} >= {"orders", "customers"}
     orders = defs.resolve_assets_def("orders")
@@ -55,3 +68,9 @@ def test_the_daily_job_runs_the_standalone_checks_after_the_assets():
         assert {f"{asset}_not_empty", f"{asset}_volume_within_history"} <= nodes
     check_nodes = set(definitions.defs.resolve_job_def("check_lake").graph.node_names())
     assert "orders" not in check_nodes and "orders_not_empty" in check_nodes
+
+
+def test_every_run_is_one_process():
+    # A step per process would start Dagster, delta-rs and polars again for every check.
+    for job in definitions.defs.resolve_all_job_defs():
+        assert job.executor_def.name == "in_process", job.name

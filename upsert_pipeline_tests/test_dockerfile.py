@@ -128,6 +128,17 @@ def build_stage_venv(tmp_path):
                 capture_output=True,
                 timeout=300,
             )
+    # The runtime stage's own COPYs (not --from) land under /opt/dagster, the venv's parent.
+    for instruction, arguments in _stages()[1]:
+        if instruction == "COPY" and not arguments.startswith("--from"):
+            *sources, destination = shlex.split(arguments)
+            target = tmp_path / destination.removeprefix("/opt/dagster/")
+            for name in sources:
+                if destination.endswith("/"):
+                    target.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(PROJECT_DIR / name, target / name)
+                else:
+                    shutil.copy(PROJECT_DIR / name, target)
     yield venv, commands
     shutil.rmtree(tmp_path, ignore_errors=True)
 
@@ -143,7 +154,9 @@ def test_the_build_stage_installs_the_locked_runtime_dependencies_then_the_proje
     probe = (
         "import importlib.util, sys, upsert_pipeline.definitions as d, "
         "dagster_postgres, dagster_webserver, psycopg2\n"
-        "assert {j.name for j in d.defs.resolve_all_job_defs()} >= {'ingest_daily'}\n"
+        "jobs = {j.name for j in d.defs.resolve_all_job_defs()}\n"
+        "assert jobs >= {'ingest_daily', 'ingest_orders'}, jobs\n"
+        "assert {a.key.to_user_string() for a in d.defs.assets} == {'orders', 'customers'}\n"
         f"print(','.join(m for m in {DEV_AND_BENCH_ONLY!r} if importlib.util.find_spec(m)))\n"
         "print(d.__file__)\n"
     )

@@ -10,21 +10,17 @@ import pytest
 
 import upsert_pipeline.lake_maintenance as lake_maintenance
 from upsert_pipeline import metadata_keys as keys
-from upsert_pipeline.assets import customers, orders
 from upsert_pipeline.checks import COUNTS_RECONCILE, NO_OUT_OF_BAND_WRITES, Severity
 from upsert_pipeline.checks.maintenance import judge_counts_unchanged
 from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED
+from upsert_pipeline.definitions import defs as code_location
 from upsert_pipeline.delta.maintenance import MaintenanceResult
-from upsert_pipeline.lake_maintenance import (
-    MAINTAIN_LAKE,
-    maintain_lake_job,
-    maintain_lake_schedule,
-    maintenance_assets,
-)
-from upsert_pipeline_tests.conftest import order_batch, scan_rows
+from upsert_pipeline.lake_maintenance import MAINTAIN_LAKE, maintenance_definitions
+from upsert_pipeline_tests.conftest import feed_asset, order_batch, scan_rows
 
 DAY = dt.date(2026, 11, 2)
 KEY = dg.AssetKey(["maintenance", "orders"])
+orders = feed_asset("orders")
 
 
 @pytest.fixture
@@ -43,10 +39,9 @@ def _deliver(resources, instance, landing_dir, first_id):
 
 
 def _maintain(resources, instance, **config):
-    job = dg.Definitions(
-        assets=[orders, customers, *maintenance_assets],
-        jobs=[maintain_lake_job],
-        resources=resources,
+    maintenance = maintenance_definitions(["orders", "customers"])
+    job = dg.Definitions.merge(
+        maintenance, dg.Definitions(assets=[orders], resources=resources)
     ).resolve_job_def(MAINTAIN_LAKE)
     return job.execute_in_process(
         instance=instance,
@@ -160,6 +155,12 @@ def test_the_judge_does_not_claim_proof_under_concurrent_writes_or_unknown_count
     assert not unknown.passed and "unknown" in (unknown.description or "")
 
 
-def test_the_schedule_is_stopped_and_the_job_unpartitioned():
-    assert maintain_lake_schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert maintain_lake_job.partitions_def is None
+def test_the_code_location_maintains_every_feed_on_a_stopped_schedule():
+    job = code_location.resolve_job_def(MAINTAIN_LAKE)
+    assert job.partitions_def is None
+    assert {key.to_user_string() for key in job.asset_layer.selected_asset_keys} == {
+        "maintenance/orders",
+        "maintenance/customers",
+    }
+    [schedule] = [s for s in code_location.schedules or () if s.job_name == MAINTAIN_LAKE]
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED

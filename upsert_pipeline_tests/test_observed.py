@@ -144,3 +144,15 @@ def test_the_component_declares_an_observed_table_by_its_uri(tmp_path, instance)
     relative = ObservedDeltaTable(name="e", uri="data/partner/events")
     assert relative.table_uri(Path("/project")) == "/project/data/partner/events"
     assert ObservedDeltaTable(name="e", uri="s3://b/t").table_uri(Path("/p")) == "s3://b/t"
+
+
+def test_the_code_location_observes_the_tables_its_defs_folder_declares():
+    from upsert_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("observe_tables")
+    assert dg.AssetKey("partner_events") in job.asset_layer.selected_asset_keys
+    [schedule] = [s for s in defs.schedules or () if s.job_name == "observe_tables"]
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    # an observed table is never part of the daily ingestion
+    ingest = defs.resolve_job_def("ingest_daily")
+    assert dg.AssetKey("partner_events") not in ingest.asset_layer.selected_asset_keys

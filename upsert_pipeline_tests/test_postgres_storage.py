@@ -14,9 +14,8 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 
 from deploy.instance import open_instance
-from upsert_pipeline.assets import customers, orders
 from upsert_pipeline.checks import COUNTS_RECONCILE
-from upsert_pipeline_tests.conftest import scan_rows
+from upsert_pipeline_tests.conftest import feed_asset, scan_rows
 from upsert_pipeline_tests.postgres import (
     fresh_database,
     postgres_env,
@@ -25,6 +24,9 @@ from upsert_pipeline_tests.postgres import (
 )
 
 PARTITIONS = ("2026-11-01", "2026-11-02")
+
+orders = feed_asset("orders")
+customers = feed_asset("customers")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import dagster as dg
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
-from upsert_pipeline.assets import orders
 from upsert_pipeline.checks import (
     COUNTS_RECONCILE,
     NO_OUT_OF_BAND_WRITES,
@@ -36,6 +35,7 @@ from upsert_pipeline.resources import (
     LandingResource,
 )
 from upsert_pipeline.sample_data import generate, redeliver
+from upsert_pipeline_tests.conftest import feed_asset
 from upsert_pipeline_tests.webserver import (
     PROJECT_DIR,
     graphql,
@@ -90,6 +90,8 @@ SCREENSHOT_PLOTS = (
 )
 """The plots in the README's screenshot (Dagster sorts plots by key: these are two rows)."""
 CHECKS = (COUNTS_RECONCILE, NO_OUT_OF_BAND_WRITES, NOT_EMPTY, VOLUME_WITHIN_HISTORY)
+
+orders = feed_asset("orders")
 
 
 @dataclass(frozen=True)

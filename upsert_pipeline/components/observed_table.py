@@ -2,7 +2,7 @@
 
 Example ``defs/<name>/defs.yaml``::
 
-    type: upsert_pipeline.components.observed_table.ObservedDeltaTable
+    type: upsert_pipeline.components.ObservedDeltaTable
     attributes:
       name: partner_events
       uri: s3://partner-lake/events   # or a path; a relative path is under the project folder
