@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ PIPELINE_MARKER = "dagster.asset"
 """The ``commitInfo`` key that the pipeline's commits carry (set through ``commit_metadata``)."""
 PARTITION_MARKER = "dagster.partition"
 """The ``commitInfo`` key naming the Dagster partition a pipeline commit materialized."""
+
+_READERS = 8
+"""Commit files read at once."""
 
 MAINTENANCE_OPERATIONS = frozenset(
     {"OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT", "REORG", "ANALYZE STATS"}
@@ -165,10 +169,14 @@ def commits_between(
     if up_to_version <= after_version:
         return []
     filesystem, log_path = log_filesystem(table_uri, storage_options)
+    versions = range(after_version + 1, up_to_version + 1)
+    # One small GET per version: on an object store their latency adds up, so they overlap.
+    with ThreadPoolExecutor(max_workers=min(_READERS, len(versions))) as pool:
+        read = pool.map(lambda v: read_commit_actions(filesystem, log_path, v), versions)
+        actions_by_version = list(zip(versions, read, strict=True))
     commits = []
     missing = []
-    for version in range(after_version + 1, up_to_version + 1):
-        actions = read_commit_actions(filesystem, log_path, version)
+    for version, actions in actions_by_version:
         if actions is None:
             missing.append(version)
         else:
