@@ -238,6 +238,7 @@ def measure(project: Path, partitions: int) -> dict[str, Any]:
                 time.sleep(POLL_S)
             load_after = _load_average()
         verified = _verify(root / "home", backfill_id, keys)
+        console = (root / "dagster_dev.log").read_text(errors="replace")
     return {
         "project": str(project),
         "partitions": partitions,
@@ -245,6 +246,10 @@ def measure(project: Path, partitions: int) -> dict[str, Any]:
         "backfill_done_s": round(backfill_done, 1),
         "backfill_status": status["status"],
         "load_average_1m": {"before": round(load_before, 2), "after": round(load_after, 2)},
+        # What the user sees in the `dagster dev` console during the backfill.
+        "console_warnings": {
+            name: console.count(name) for name in ("PreviewWarning", "BetaWarning", "UserWarning")
+        },
         **verified,
     }
 

@@ -2,10 +2,13 @@
 server is down."""
 
 import os
+import shutil
 import subprocess
 import sys
 
+import dagster as dg
 import pytest
+from dagster._core.storage.runs import SqliteRunStorage
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
 from deploy.instance import (
@@ -107,3 +110,17 @@ def test_open_instance_builds_the_postgres_instance_of_dagster_yaml(home, monkey
             assert isinstance(instance.run_storage, PostgresRunStorage)
             assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
             assert instance.get_runs() == []
+
+
+def test_the_dev_instance_is_quiet_and_queues_runs(tmp_path):
+    # What `make dev` copies to .dagster_home/dagster.yaml.
+    home = tmp_path / "dev_home"
+    home.mkdir()
+    shutil.copy(PROJECT_DIR / "deploy" / "dev_instance.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_settings("telemetry") == {"enabled": False}
+        assert instance.get_settings("nux") == {"enabled": False}
+        assert isinstance(instance.run_storage, SqliteRunStorage)  # Dagster's default storage
+        coordinator = instance.run_coordinator
+        assert isinstance(coordinator, dg.QueuedRunCoordinator)
+        assert coordinator.get_run_queue_config().max_concurrent_runs == 4

@@ -27,7 +27,6 @@ from upsert_pipeline.assets import build_upsert_asset
 from upsert_pipeline.checks.judges import VolumeBand
 from upsert_pipeline.checks.wiring import build_standalone_checks
 from upsert_pipeline.feeds import Feed, arrow_type
-from upsert_pipeline.partitions import daily_partitions
 
 COMPONENT_TYPE = "upsert_pipeline.components.FeedComponent"
 """The ``type:`` of a feed's ``defs.yaml``."""
@@ -177,7 +176,6 @@ class FeedComponent(dg.Component, dg.Model, dg.Resolvable):
         job = dg.define_asset_job(
             f"ingest_{feed.name}",
             selection=dg.AssetSelection.assets(asset) | dg.AssetSelection.checks(*checks),
-            partitions_def=daily_partitions,
             description=f"Upserts one day's landing batch of {feed.name}, then runs its checks.",
         )
         schedule = dg.build_schedule_from_partitioned_job(
