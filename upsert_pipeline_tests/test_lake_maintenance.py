@@ -162,5 +162,5 @@ def test_the_code_location_maintains_every_feed_on_a_stopped_schedule():
         "maintenance/orders",
         "maintenance/customers",
     }
-    [schedule] = [s for s in code_location.schedules or () if s.job_name == MAINTAIN_LAKE]
+    [schedule] = [s for s in code_location.schedules or () if s.name == f"{MAINTAIN_LAKE}_schedule"]
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED

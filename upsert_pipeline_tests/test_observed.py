@@ -151,7 +151,7 @@ def test_the_code_location_observes_the_tables_its_defs_folder_declares():
 
     job = defs.resolve_job_def("observe_tables")
     assert dg.AssetKey("partner_events") in job.asset_layer.selected_asset_keys
-    [schedule] = [s for s in defs.schedules or () if s.job_name == "observe_tables"]
+    [schedule] = [s for s in defs.schedules or () if s.name == "observe_tables_schedule"]
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     # an observed table is never part of the daily ingestion
     ingest = defs.resolve_job_def("ingest_daily")
