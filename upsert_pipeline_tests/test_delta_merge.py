@@ -308,3 +308,23 @@ def test_partition_value_types():
         literal(True)
     with pytest.raises(TypeError):
         literal(dt.datetime(2026, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("keys", "ids", "customers", "repeated"),
+    [
+        (["order_id"], [3, 1, 2, 1], [7, 7, 7, 7], 1),
+        (["order_id"], [3, 1, 2, 4], [7, 7, 7, 7], 0),
+        (["order_id", "customer_id"], [1, 1, 2, 2], [7, 8, 7, 7], 1),
+        (["order_id", "customer_id"], [1, 1, 2, 2], [7, 8, 7, 8], 0),
+    ],
+)
+def test_the_duplicate_key_check_is_exact(keys, ids, customers, repeated):
+    from upsert_pipeline.delta.validation import check_keys
+
+    batch = order_batch(ids).set_column(2, "customer_id", pa.array(customers, pa.int64()))
+    if repeated:
+        with pytest.raises(DuplicateKeyError, match=f"{repeated} key"):
+            check_keys(batch, keys)
+    else:
+        check_keys(batch, keys)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import Schema as DeltaSchema
@@ -80,12 +81,21 @@ def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
     return batch.select(schema.names).cast(schema)
 
 
+def _all_unique(keys: pa.Table) -> bool:
+    """Whether no two rows of ``keys`` (the key columns) are equal."""
+    frame = pl.from_arrow(keys)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.width == 1:
+        return frame.to_series().n_unique() == frame.height
+    return not frame.is_duplicated().any()
+
+
 def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
     """Refuses null keys and keys that occur more than once in the batch.
 
-    The exact uniqueness test is one hash pass: ``pc.unique`` of a single key column, a
-    group-by of several; the group-by that names a sample of the repeated keys runs only once a
-    repeat is known.
+    The exact uniqueness test is one multithreaded polars pass over the key columns alone (a
+    single key's ``n_unique`` has fast paths, e.g. for sorted integers); the Arrow group-by that
+    names a sample of the repeated keys runs only once a repeat is known.
 
     Raises:
         NullKeyError: A key column holds a null.
@@ -99,12 +109,9 @@ def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
         nulls = batch.column(key).null_count
         if nulls:
             raise NullKeyError(f"key column {key!r} holds {nulls} null(s)")
-    if len(keys) == 1:
-        if len(pc.unique(batch.column(keys[0]))) == batch.num_rows:
-            return
-    counts = batch.group_by(list(keys)).aggregate([([], "count_all")])
-    if counts.num_rows == batch.num_rows:
+    if _all_unique(batch.select(list(keys))):
         return
+    counts = batch.group_by(list(keys)).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
     sample = repeated.slice(0, _SAMPLE).to_pylist()
     raise DuplicateKeyError(
