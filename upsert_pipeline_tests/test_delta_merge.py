@@ -328,3 +328,19 @@ def test_the_duplicate_key_check_is_exact(keys, ids, customers, repeated):
             check_keys(batch, keys)
     else:
         check_keys(batch, keys)
+
+
+def test_nested_columns_are_stored_as_sent_and_merged_again(tmp_path):
+    uri = str(tmp_path / "nested")
+    batch = pa.table(
+        {
+            "id": [1, 2],
+            "tags": pa.array([["a"], []], pa.list_(pa.string())),
+            "where": pa.array([{"x": 1}, {"x": 2}], pa.struct([("x", pa.int32())])),
+        }
+    )
+    upsert(uri, batch, keys=["id"])
+
+    again = upsert(uri, batch, keys=["id"])
+
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)

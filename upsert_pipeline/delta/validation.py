@@ -186,24 +186,25 @@ def check_typed(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
         raise ColumnTypeError(f"column(s) {untyped} hold only nulls and have no type")
 
 
-def _delta_types(schema: pa.Schema) -> list[str]:
-    """The Arrow type (as text) delta-rs gives each field of a table created from ``schema``."""
+def _delta_types(schema: pa.Schema) -> list[pa.DataType | None]:
+    """The Arrow type delta-rs gives each field of a table created from ``schema`` (``None``: no
+    Delta Lake type at all)."""
     try:
         stored = pa.schema(DeltaSchema.from_arrow(schema).to_arrow())
     except Exception:  # some field has no Delta Lake type (delta-rs raises a bare Exception)
         if len(schema) == 1:
-            return ["no Delta Lake type"]
-        return [text for field in schema for text in _delta_types(pa.schema([field]))]
-    return [str(field.type) for field in stored]
+            return [None]
+        return [data_type for field in schema for data_type in _delta_types(pa.schema([field]))]
+    return [field.type for field in stored]
 
 
 def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
     """Refuses what a Delta table created from ``batch`` would store otherwise than it is sent.
 
-    Delta Lake has no unsigned integers, half floats or nanosecond-less timestamp units of its
-    own: delta-rs would create the table with another type (``uint32`` becomes ``int32``) and
-    the batch would then not fit the table it has just created. Checked before anything is
-    written, so a refused first batch leaves no table behind.
+    Delta Lake has no unsigned integers and no half floats, and keeps a second or millisecond
+    timestamp in microseconds: delta-rs would create the table with another type (``uint32``
+    becomes ``int32``) and the batch would then not fit the table it had just created. Checked
+    before anything is written, so a refused first batch leaves no table behind.
 
     Raises:
         ColumnTypeError: A column's type is not stored by Delta Lake as it is.
@@ -212,9 +213,10 @@ def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
     fields = [field for field in batch.schema if field.name not in ignore]
     wanted = pa.schema([field.with_type(storage_type(field.type)) for field in fields])
     wrong = [
-        f"{field.name}: {field.type} ({stored})"
+        f"{field.name}: {field.type} "
+        + (f"(Delta Lake stores {stored})" if stored is not None else "(no Delta Lake type)")
         for field, stored in zip(fields, _delta_types(wanted), strict=True)
-        if stored != str(storage_type(field.type))
+        if stored is None or stored != storage_type(field.type)
     ]
     if wrong:
         raise ColumnTypeError(
