@@ -22,7 +22,7 @@ $(UV_LOCAL):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools/uv "uv==$(UV_VERSION)"
 
 .PHONY: uv
-uv: ## Install uv $(UV_VERSION) into .tools/ when none is on PATH
+uv: ## Install the pinned uv (0.13.9) into .tools/ with python3 when none is on PATH
 	@if [ "$(UV)" = "$(UV_LOCAL)" ]; then $(MAKE) --no-print-directory $(UV_LOCAL); fi
 
 .PHONY: install

@@ -38,7 +38,6 @@ from upsert_pipeline.sample_data import generate, redeliver
 from upsert_pipeline_tests.conftest import feed_asset
 from upsert_pipeline_tests.webserver import (
     PROJECT_DIR,
-    graphql,
     running_webserver,
     write_instance_config,
     write_workspace,
@@ -153,8 +152,8 @@ def served_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedLake
             env={LAKE_URI_ENV: str(lake), LANDING_URI_ENV: str(landing)},
             log_path=root / "webserver.log",
         ) as base_url:
-            # On 127.0.0.1 the UI opens a community sign-up dialog over the page until it is seen.
-            graphql(base_url, "mutation { setNuxSeen }")
+            # The dev instance's `nux: enabled: false` keeps the community sign-up dialog away:
+            # nothing is dismissed here, so a dialog over the page would fail the tests.
             yield ServedLake(base_url, instance, _screenshots_dir(root))
     finally:
         instance.dispose()

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,10 +41,11 @@ def write_workspace(path: Path) -> Path:
 
 
 def write_instance_config(dagster_home: Path) -> Path:
-    """``dagster.yaml`` for a local SQLite instance that sends no telemetry."""
+    """The ``dagster.yaml`` ``make dev`` writes (``deploy/dev_instance.yaml``): SQLite, no
+    telemetry, no sign-up dialog, a run queue."""
     dagster_home.mkdir(parents=True, exist_ok=True)
     config = dagster_home / "dagster.yaml"
-    config.write_text("telemetry:\n  enabled: false\n")
+    shutil.copy(PROJECT_DIR / "deploy" / "dev_instance.yaml", config)
     return config
 
 
