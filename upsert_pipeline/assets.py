@@ -101,3 +101,16 @@ def build_upsert_asset(
         )
 
     return _upsert_asset
+
+
+def __getattr__(name: str) -> dg.AssetsDefinition:
+    """A feed's asset by name (``from upsert_pipeline.assets import orders``), as the defs folder
+    builds it: for scripts and tests that materialize it directly. No second definition exists."""
+    if name.startswith("_"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from upsert_pipeline.definitions import feed_definitions
+
+    for asset in feed_definitions().assets or ():
+        if isinstance(asset, dg.AssetsDefinition) and asset.key == dg.AssetKey(name):
+            return asset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r} (no such feed)")
