@@ -31,10 +31,12 @@ install: uv ## Create .venv from uv.lock (the exact, locked versions)
 
 $(LANDING)/orders:
 	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING)
+	$(RUN) python -m upsert_pipeline.sample_partner
 
 .PHONY: sample-data
 sample-data: install ## Generate the sample landing batches under data/landing (deterministic)
 	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING)
+	$(RUN) python -m upsert_pipeline.sample_partner
 
 .PHONY: redeliver
 redeliver: install ## Replace some days' landing batches with corrected re-deliveries

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from bench import maintenance
 from bench.counters import COUNTERS
 
 PLOT = "bench_count_cost.png"
@@ -618,4 +619,7 @@ def write(results: dict[str, Any], *, markdown: Path, plots: Path) -> None:
     plot_path = plots / PLOT
     plot(results, plot_path)
     link = os.path.relpath(plot_path.resolve(), markdown.parent.resolve())
-    markdown.write_text(render(results, Path(link).as_posix()))
+    text = render(results, Path(link).as_posix())
+    # The maintenance section is written by `python -m bench.maintenance`; keep it.
+    kept = maintenance.kept_section(markdown.read_text()) if markdown.exists() else None
+    markdown.write_text(maintenance.replace_section(text, kept) if kept else text)

@@ -1,7 +1,9 @@
 """The code location's entry point: ``upsert_pipeline.definitions:defs``.
 
-The feeds come from the defs folder (``upsert_pipeline/defs/<feed>/defs.yaml``); this module adds
-what they all share: the resources, the jobs over every feed, and the executor.
+The feeds and the observed tables come from the defs folder
+(``upsert_pipeline/defs/<name>/defs.yaml``); this module adds what they all share: the
+resources, the jobs over every feed (ingestion, checks, ``maintain_lake`` with its maintenance
+assets), ``observe_tables``, and the executor.
 """
 
 import functools
@@ -12,6 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from upsert_pipeline.lake_maintenance import maintenance_definitions
+from upsert_pipeline.observed import observed_definitions
 from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import (
     DEFAULT_LAKE_URI,
@@ -81,7 +85,15 @@ def build_definitions(
         resources=dict(default_resources() if resources is None else resources),
         executor=dg.in_process_executor,
     )
-    return dg.Definitions.merge(feeds, shared)
+    tables = [key.path[-1] for asset in assets for key in asset.keys]
+    observed = [
+        asset
+        for asset in feeds.assets or ()
+        if isinstance(asset, dg.SourceAsset) and asset.is_observable
+    ]
+    return dg.Definitions.merge(
+        feeds, shared, maintenance_definitions(tables), observed_definitions(observed)
+    )
 
 
 # load_from_defs_folder hands the standalone checks back as AssetsDefinitions, and Dagster 1.13

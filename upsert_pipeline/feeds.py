@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import yaml  # type: ignore[import-untyped]
 
 DEFS_DIR = Path(__file__).resolve().parent / "defs"
 """The defs folder: one sub-folder per feed, each with its ``defs.yaml``."""
@@ -119,8 +120,17 @@ def load_feed(name: str, *, defs_dir: Path = DEFS_DIR) -> Feed:
 
 
 def feed_names(*, defs_dir: Path = DEFS_DIR) -> tuple[str, ...]:
-    """The feeds of the defs folder: every sub-folder with a ``defs.yaml``, sorted."""
-    return tuple(sorted(path.parent.name for path in defs_dir.glob("*/defs.yaml")))
+    """The feeds of the defs folder: every sub-folder whose ``defs.yaml`` declares a
+    ``FeedComponent`` (not, say, an observed table), sorted."""
+    from upsert_pipeline.components.feed import COMPONENT_TYPE
+
+    return tuple(
+        sorted(
+            path.parent.name
+            for path in defs_dir.glob("*/defs.yaml")
+            if (yaml.safe_load(path.read_text()) or {}).get("type") == COMPONENT_TYPE
+        )
+    )
 
 
 ORDERS: Feed

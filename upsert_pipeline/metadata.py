@@ -52,7 +52,6 @@ def upsert_metadata(
         keys.COLUMNS_ADDED: dg.MetadataValue.json(list(result.columns_added)),
         keys.TOMBSTONES: dg.MetadataValue.int(result.tombstones),
         keys.SNAPSHOT: dg.MetadataValue.bool(result.snapshot),
-        keys.ALREADY_APPLIED: dg.MetadataValue.bool(result.already_applied),
         keys.URI: dg.MetadataValue.path(result.table_uri),
         keys.TABLE_NAME: dg.MetadataValue.text(table_name),
         keys.COLUMN_SCHEMA: dg.MetadataValue.table_schema(

@@ -37,3 +37,31 @@ COLUMNS_ADDED = "delta/columns_added"
 
 VOLUME_METRICS = (ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED)
 """The counts the volume check compares with the asset's history."""
+
+# maintain_lake: the work done on a table (files, bytes) and its versions.
+FILES_BEFORE = "maintenance/files_before"
+FILES_AFTER = "maintenance/files_after"
+BYTES_BEFORE = "maintenance/bytes_before"
+BYTES_AFTER = "maintenance/bytes_after"
+PARTITIONS_COMPACTED = "maintenance/partitions_compacted"
+FILES_COMPACTED = "maintenance/files_compacted"
+FILES_WRITTEN = "maintenance/files_written"
+FILES_VACUUMED = "maintenance/files_vacuumed"
+COMPACTED_PARTITIONS = "maintenance/compacted"
+VERSION_BEFORE = "delta/version_before"
+CHECKPOINT_VERSION = "delta/checkpoint_version"
+
+# Observed tables: one observation per commit another engine wrote, with that commit's counts.
+OPERATION = "delta/operation"
+ENGINE = "delta/engine"
+DATA_CHANGE = "delta/data_change"
+COMMIT_TIMESTAMP = "delta/commit_timestamp"
+TABLE_FILES = "delta/table_files"
+PARTITION_ROW_COUNTS = "delta/partition_row_counts"
+NEW_COMMITS = "delta/new_commits"
+SKIPPED_VERSIONS = "delta/skipped_versions"
+COMMIT_ROWS_INSERTED = "commit/rows_inserted"
+COMMIT_ROWS_UPDATED = "commit/rows_updated"
+COMMIT_ROWS_DELETED = "commit/rows_deleted"
+COMMIT_ROWS_COPIED = "commit/rows_copied"
+COMMIT_COUNTS_UNKNOWN = "commit/counts_unknown"

@@ -19,6 +19,7 @@ from upsert_pipeline.checks import (
     Severity,
 )
 from upsert_pipeline.checks.judges import judge_reconcile
+from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED
 from upsert_pipeline.definitions import CHECK_JOB, build_definitions, defs, feed_definitions
 from upsert_pipeline.delta import RowCounts, UpsertResult
 from upsert_pipeline.sample_data import generate
@@ -328,6 +329,7 @@ def test_freshness_is_a_policy_the_daemon_judges_never_a_check_in_a_run(resource
         NO_OUT_OF_BAND_WRITES,
         VOLUME_WITHIN_HISTORY,
         NOT_EMPTY,
+        ROW_COUNTS_UNCHANGED,  # the maintenance assets' (maintain_lake)
     }
     # What a UI materialization of the asset runs: the asset and every check of it.
     result = _materialize(

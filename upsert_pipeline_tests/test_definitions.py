@@ -21,10 +21,14 @@ def test_definitions_load_and_resolve_every_job():
         "check_lake",
         "ingest_orders",
         "ingest_customers",
+        "maintain_lake",
+        "observe_tables",
     }
     assert {schedule.name for schedule in defs.schedules or ()} == {
         "ingest_orders_schedule",
         "ingest_customers_schedule",
+        "maintain_lake_schedule",
+        "observe_tables_schedule",
     }
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} >= {"orders", "customers"}

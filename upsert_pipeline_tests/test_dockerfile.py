@@ -156,7 +156,9 @@ def test_the_build_stage_installs_the_locked_runtime_dependencies_then_the_proje
         "dagster_postgres, dagster_webserver, psycopg2\n"
         "jobs = {j.name for j in d.defs.resolve_all_job_defs()}\n"
         "assert jobs >= {'ingest_daily', 'ingest_orders'}, jobs\n"
-        "assert {a.key.to_user_string() for a in d.defs.assets} == {'orders', 'customers'}\n"
+        "keys = {a.key.to_user_string() for a in d.defs.assets}\n"
+        "assert keys == {'orders', 'customers', 'maintenance/orders', 'maintenance/customers', "
+        "'partner_events'}, keys\n"
         f"print(','.join(m for m in {DEV_AND_BENCH_ONLY!r} if importlib.util.find_spec(m)))\n"
         "print(d.__file__)\n"
     )

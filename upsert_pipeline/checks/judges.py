@@ -49,16 +49,27 @@ class Verdict:
 class VolumeBand:
     """How far a materialization's counts may stray from the asset's recent history.
 
-    A count fails when ``|value - median| > k * spread``, where ``spread`` is the MAD scaled to a
-    standard deviation (``1.4826 * MAD``) but at least ``min_spread_ratio * median`` and
-    ``min_spread_rows``, so a near-constant history does not flag ordinary variation.
+    Each of inserted / updated / deleted is judged against the median of the asset's earlier
+    materializations that changed something (a re-run that changed nothing is not history).
+
+    - **High edge**: ``median + k * spread``, where ``spread`` is the MAD scaled to a standard
+      deviation (``1.4826 * MAD``) but at least ``min_spread_ratio * median`` and
+      ``min_spread_rows``, so a near-constant history does not flag ordinary variation.
+    - **Low edge**: ``median - k * spread`` is useless: with the defaults ``k * spread`` is at
+      least 1.25x the median, so that edge is always negative and a day of 10 rows where ~1,000
+      are usual would pass. The low edge is
+      therefore at least ``min_fraction * median`` (a ratio test: 10 of a usual 1,000 is 1%, under
+      the 25% default, and fails), but never closer to the median than ``min_spread_rows``, so a
+      small count (3 updates where 5 are usual) is not flagged for a difference of a few rows.
 
     Attributes:
         history: How many earlier materializations of the asset to compare with.
         min_history: Fewer earlier materializations than this: no verdict yet (passes, says so).
         k: Width of the band in spreads.
         min_spread_ratio: The spread's floor, as a fraction of the median.
-        min_spread_rows: The spread's floor, in rows.
+        min_spread_rows: The spread's floor, in rows; also the least distance of the low edge
+            from the median.
+        min_fraction: The low edge's floor, as a fraction of the median.
     """
 
     history: int = 30
@@ -66,6 +77,28 @@ class VolumeBand:
     k: float = 5.0
     min_spread_ratio: float = 0.25
     min_spread_rows: int = 50
+    min_fraction: float = 0.25
+
+    def edges(self, past: Sequence[int]) -> tuple[float, float, float]:
+        """``(median, low, high)`` of the band that a history ``past`` sets.
+
+        Example:
+            >>> VolumeBand().edges([1000, 980, 1010, 995, 1020])
+            (1000, 250.0, 2250.0)
+        """
+        median = statistics.median(past)
+        mad = statistics.median(abs(v - median) for v in past)
+        spread = max(1.4826 * mad, self.min_spread_ratio * median, self.min_spread_rows)
+        low = max(median - self.k * spread, self.min_fraction * median)
+        low = min(low, median - self.min_spread_rows)
+        return median, low, median + self.k * spread
+
+
+def is_no_op(counts: Mapping[str, int]) -> bool:
+    """Whether a materialization merged a batch that changed nothing (a re-run): every row it
+    sent was unchanged, and nothing was inserted, updated or deleted."""
+    changes = [counts.get(key) for key in keys.VOLUME_METRICS]
+    return all(change == 0 for change in changes) and counts.get(keys.SOURCE_ROWS, 0) > 0
 
 
 VOLUME_BAND = VolumeBand()
@@ -79,14 +112,28 @@ def scope_rows_key(feed: Feed) -> str:
 def judge_reconcile(
     result: UpsertResult, *, landing_rows: int, table_rows_before_commit: int | None
 ) -> Verdict:
-    """Judges that the commit's counts add up, from the merge metrics and the log.
+    """Judges that the commit's counts add up, comparing only numbers from independent sources.
 
-    The partition identity uses the snapshot the merge started from: delta-rs refuses to commit a
-    merge when another commit touched the files it read, so no other write can land in this
-    partition in between. The table identity cannot use that snapshot when concurrent commits to
-    other partitions landed between it and this merge's commit (a backfill does exactly that): the
-    table then holds their rows too. It is therefore judged against the version just before this
-    commit (``table_rows_before_commit``, read from the log), which includes them.
+    What is compared, and what would break it:
+
+    - **Landing → merge**: ``landing_rows`` (the rows the asset read from the landing file) with
+      ``source_rows`` (the rows delta-rs's merge plan read, its ``num_source_rows``, less the
+      tombstones a snapshot load adds). Preparation that loses or duplicates rows (validation,
+      schema conforming, tombstone handling) makes them differ.
+    - **Metrics → log, when the merge committed**: rows before (the log at the snapshot the merge
+      read) + inserted - deleted (the merge's metrics) = rows after (the log at the new
+      version, ``numRecords`` minus deletion vectors), for the partition and the table. A merge
+      that writes other rows than it reports, touches another partition, or a count that
+      mis-reads the log (deletion vectors, missing stats) breaks it. The partition identity uses
+      the snapshot the merge read (delta-rs refuses a commit when another touched the files it
+      read); the table identity uses the version just before this commit
+      (``table_rows_before_commit``) when concurrent commits to other partitions landed in between.
+    - **No commit → no change**: a merge that wrote no version must report nothing inserted,
+      updated or deleted.
+
+    Not compared, being tautological given where the numbers come from: the log's counts before
+    and after a merge that wrote no version (the same snapshot is counted twice), and
+    ``unchanged`` (derived from the other counts).
 
     Args:
         result: What the upsert returned.
@@ -98,14 +145,12 @@ def judge_reconcile(
         >>> judge_reconcile(result, landing_rows=120, table_rows_before_commit=None).passed
         True
     """
-    table_before = (
-        table_rows_before_commit if result.concurrent_commits else result.before.table_rows
-    )
     net = result.inserted - result.deleted
     metadata: dict[str, MetadataScalar] = {
         "landing_rows": landing_rows,
         "source_rows": result.source_rows,
         "inserted": result.inserted,
+        "updated": result.updated,
         "deleted": result.deleted,
         "read_version": result.read_version,
         "version": result.version,
@@ -114,27 +159,37 @@ def judge_reconcile(
     problems = []
     if result.source_rows != landing_rows:
         problems.append(f"merge saw {result.source_rows} source rows, landing had {landing_rows}")
-    pairs = [("table", table_before, result.table_rows)]
-    if result.partition is not None:
-        pairs.insert(0, ("partition", result.before.partition_rows, result.partition_rows))
     unknown = []
-    for scope, before, after in pairs:
-        if before is None or after is None:
-            unknown.append(scope)
-            continue
-        metadata[f"{scope}_rows_before"] = before
-        metadata[f"{scope}_rows_expected"] = before + net
-        metadata[f"{scope}_rows_after"] = after
-        if before + net != after:
-            problems.append(f"{scope}: {before} + {net} != {after}")
+    if not result.committed:
+        if result.inserted or result.updated or result.deleted:
+            problems.append(
+                f"no version written, yet the merge reports {result.inserted} inserted, "
+                f"{result.updated} updated, {result.deleted} deleted"
+            )
+    else:
+        table_before = (
+            table_rows_before_commit if result.concurrent_commits else result.before.table_rows
+        )
+        pairs = [("table", table_before, result.table_rows)]
+        if result.partition is not None:
+            pairs.insert(0, ("partition", result.before.partition_rows, result.partition_rows))
+        for scope, before, after in pairs:
+            if before is None or after is None:
+                unknown.append(scope)
+                continue
+            metadata[f"{scope}_rows_before"] = before
+            metadata[f"{scope}_rows_expected"] = before + net
+            metadata[f"{scope}_rows_after"] = after
+            if before + net != after:
+                problems.append(f"{scope}: {before} + {net} != {after}")
     if problems:
         return Verdict(False, Severity.ERROR, "; ".join(problems), metadata)
     if unknown:
         return Verdict(
             False,
             Severity.WARN,
-            f"cannot reconcile the {' and '.join(unknown)} counts: data files without "
-            "numRecords make them unknown",
+            f"cannot reconcile the {' and '.join(unknown)} counts: unknown in the log "
+            "(data files without numRecords, or unreadable deletion vectors)",
             metadata,
         )
     return Verdict(True, Severity.ERROR, None, metadata)
@@ -156,6 +211,12 @@ def judge_out_of_band(
     commits: Sequence[Commit] | None,
 ) -> Verdict:
     """Judges that nothing but the pipeline wrote since the previous materialization.
+
+    A commit is out of band when it carries no pipeline marker and changed data: maintenance
+    (no ``dataChange``, or ``OPTIMIZE`` / ``VACUUM START`` / ``VACUUM END`` and the like), by the
+    pipeline's ``maintain_lake`` or by another engine, changes no row and is not. The rows before
+    this merge must equal the rows recorded then plus the net rows of the pipeline's own commits
+    to this partition since (maintenance adds none).
 
     Args:
         feed: The feed of the asset.
@@ -188,12 +249,16 @@ def judge_out_of_band(
             "the log no longer holds every commit since the previous materialization",
             metadata,
         )
-    foreign = [commit for commit in commits if commit.pipeline_asset is None]
+    # Maintenance (compaction, vacuum: no dataChange) changes no row, whoever committed it.
+    foreign = [c for c in commits if c.pipeline_asset is None and not c.is_maintenance]
     metadata["foreign_commits"] = len(foreign)
-    metadata["pipeline_commits"] = len(commits) - len(foreign)
+    metadata["maintenance_commits"] = sum(1 for commit in commits if commit.is_maintenance)
+    metadata["pipeline_commits"] = sum(
+        1 for c in commits if c.pipeline_asset is not None and not c.is_maintenance
+    )
     problems = []
     if foreign:
-        listed = ", ".join(f"v{commit.version} {commit.operation}" for commit in foreign)
+        listed = ", ".join(commit.label for commit in foreign)
         metadata["foreign_commit_versions"] = listed
         problems.append(f"{len(foreign)} commit(s) made outside the pipeline: {listed}")
     if recorded_rows is not None and rows_before is not None:
@@ -218,35 +283,56 @@ def judge_volume(
 ) -> Verdict:
     """Judges a materialization's inserted / updated / deleted against the asset's history.
 
+    A re-run that changed nothing (``is_no_op``) is neither judged nor history: it passes, and
+    earlier no-op materializations are left out of the band. A day far below the usual fails as
+    well as one far above (see ``VolumeBand``).
+
     Args:
         latest: The integer metadata of the materialization judged.
         history: The integer metadata of earlier materializations, newest first.
         band: How far a count may stray.
+
+    Example:
+        >>> usual = [{"upsert/rows_inserted": 1000, "upsert/source_rows": 1000}] * 5
+        >>> judge_volume({"upsert/rows_inserted": 10, "upsert/source_rows": 10}, usual).passed
+        False
     """
-    metadata: dict[str, MetadataScalar] = {"history": len(history)}
-    if len(history) < band.min_history:
+    changed = [counts for counts in history if not is_no_op(counts)]
+    metadata: dict[str, MetadataScalar] = {
+        "history": len(changed),
+        "no_op_reruns_ignored": len(history) - len(changed),
+    }
+    if is_no_op(latest):
         return Verdict(
             True,
             Severity.WARN,
-            f"{len(history)} earlier materialization(s): no verdict before {band.min_history}",
+            "a re-run that changed nothing: not judged, and not history",
+            metadata,
+        )
+    if len(changed) < band.min_history:
+        return Verdict(
+            True,
+            Severity.WARN,
+            f"{len(changed)} earlier materialization(s) that changed rows: no verdict before "
+            f"{band.min_history}",
             metadata,
         )
     problems = []
     for key in keys.VOLUME_METRICS:
         value = latest.get(key)
-        past = [v for v in (m.get(key) for m in history) if v is not None]
+        past = [v for v in (m.get(key) for m in changed) if v is not None]
         if value is None or len(past) < band.min_history:
             continue
-        median = statistics.median(past)
-        mad = statistics.median(abs(v - median) for v in past)
-        spread = max(1.4826 * mad, band.min_spread_ratio * median, band.min_spread_rows)
-        low, high = median - band.k * spread, median + band.k * spread
+        median, low, high = band.edges(past)
         name = key.removeprefix("upsert/")
+        shown = f"[{max(low, 0):.0f}, {high:.0f}]"
         metadata[name] = value
         metadata[f"{name}_median"] = float(median)
-        metadata[f"{name}_band"] = f"[{max(low, 0):.0f}, {high:.0f}]"
-        if not low <= value <= high:
-            problems.append(f"{name} {value} outside [{max(low, 0):.0f}, {high:.0f}]")
+        metadata[f"{name}_band"] = shown
+        if value < low:
+            problems.append(f"{name} {value} below {shown} (median {median:.0f})")
+        elif value > high:
+            problems.append(f"{name} {value} above {shown} (median {median:.0f})")
     return Verdict(not problems, Severity.WARN, "; ".join(problems) or None, metadata)
 
 

@@ -59,6 +59,7 @@ class VolumeBandModel(dg.Model, dg.Resolvable):
     k: float = Field(default=VolumeBand.k, gt=0)
     min_spread_ratio: float = Field(default=VolumeBand.min_spread_ratio, ge=0)
     min_spread_rows: int = Field(default=VolumeBand.min_spread_rows, ge=0)
+    min_fraction: float = Field(default=VolumeBand.min_fraction, ge=0, le=1)
 
 
 class ChecksModel(dg.Model, dg.Resolvable):

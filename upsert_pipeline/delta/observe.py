@@ -1,0 +1,126 @@
+"""Observing a table that other engines write: each commit since the last one seen, with its counts.
+
+Plain Python, no Dagster. For every new version: what the commit did to rows, from its own
+``commitInfo.operationMetrics`` (delta-rs's snake_case or Spark's camelCase spelling, see
+``history.row_changes``), and the rows of the table and of each partition at that version, from the
+log with deletion vectors subtracted (``counts.snapshot_counts``). Never from a data file. A commit
+without metrics has unknown counts (``None``), never zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from deltalake import DeltaTable
+
+from upsert_pipeline.delta.counts import snapshot_counts
+from upsert_pipeline.delta.history import Commit, RowChanges, parse_commit, row_changes
+from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
+from upsert_pipeline.delta.partition_counts import partition_row_counts
+
+DEFAULT_MAX_COMMITS = 100
+"""The most commits one observation records; older unseen ones are skipped (and listed)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservedCommit:
+    """One commit of an observed table and the table's row counts at its version.
+
+    Attributes:
+        commit: The commit, as its commit file records it.
+        changes: Rows it inserted / updated / deleted / copied by its metrics; ``None`` each
+            where they do not say.
+        table_rows: Live rows of the table at this version (``None`` if the log cannot tell).
+        table_files: Data files of the table at this version.
+        files_without_stats: Data files at this version without ``numRecords``.
+        partition_rows: Live rows of each partition at this version, by label
+            (``order_date=2026-11-02``); ``{}`` for an unpartitioned table.
+    """
+
+    commit: Commit
+    changes: RowChanges
+    table_rows: int | None
+    table_files: int
+    files_without_stats: int
+    partition_rows: Mapping[str, int | None]
+
+    @property
+    def version(self) -> int:
+        """The version the commit wrote."""
+        return self.commit.version
+
+
+@dataclass(frozen=True, kw_only=True)
+class Observation:
+    """The commits of a table since a version.
+
+    Attributes:
+        table_uri: The table.
+        latest_version: The table's latest version when observed.
+        commits: The new commits, oldest first.
+        skipped_versions: New versions not recorded: beyond ``max_commits``, or whose commit
+            file is gone from the log (cleaned up).
+    """
+
+    table_uri: str
+    latest_version: int
+    commits: tuple[ObservedCommit, ...]
+    skipped_versions: tuple[int, ...]
+
+
+def observe_commits(
+    table_uri: str,
+    *,
+    after_version: int | None = None,
+    max_commits: int = DEFAULT_MAX_COMMITS,
+    storage_options: Mapping[str, str] | None = None,
+) -> Observation:
+    """The commits of ``table_uri`` after ``after_version``, each with its counts.
+
+    Args:
+        table_uri: The Delta table (a path or ``s3://...``).
+        after_version: The last version already recorded; ``None`` to start from version 0.
+        max_commits: Record at most this many (the newest); the older new ones are skipped.
+        storage_options: Object-store options (delta-rs's ``AWS_*`` spelling).
+
+    Returns:
+        The observation; ``commits`` is empty when nothing was committed since.
+
+    Example:
+        >>> seen = observe_commits("s3://lake/events", after_version=17)
+        >>> [(c.version, c.changes.inserted, c.table_rows) for c in seen.commits]
+        [(18, 2, 8), (19, 0, 8)]
+    """
+    options = dict(storage_options) if storage_options else None
+    table = DeltaTable(table_uri, storage_options=options)
+    latest = table.version()
+    first = 0 if after_version is None else after_version + 1
+    new_versions = list(range(first, latest + 1))
+    skipped = new_versions[: max(0, len(new_versions) - max_commits)]
+    filesystem, log_path = log_filesystem(table_uri, storage_options)
+    records = []
+    for version in new_versions[len(skipped) :]:
+        actions = read_commit_actions(filesystem, log_path, version)
+        if actions is None:
+            skipped.append(version)
+            continue
+        commit = parse_commit(version, actions)
+        table.load_as_version(version)
+        counts = snapshot_counts(table)
+        records.append(
+            ObservedCommit(
+                commit=commit,
+                changes=row_changes(commit),
+                table_rows=counts.table_rows,
+                table_files=counts.table_files,
+                files_without_stats=counts.files_without_stats,
+                partition_rows=partition_row_counts(table),
+            )
+        )
+    return Observation(
+        table_uri=table_uri,
+        latest_version=latest,
+        commits=tuple(records),
+        skipped_versions=tuple(skipped),
+    )

@@ -1,0 +1,165 @@
+"""Tables other engines write, observed: one Dagster observation per commit, with its counts.
+
+An observable source asset per table. Each observation run reads the commits since the version
+the asset's latest observation recorded (``upsert_pipeline.delta.observe``) and records one
+``AssetObservation`` per commit, oldest first: the rows it inserted / updated / deleted / copied
+by its own metrics (delta-rs's or Spark's spelling), and the table's and partitions' row counts
+from the log at that version (deletion vectors subtracted). A commit without metrics leaves the
+``commit/rows_*`` keys out and sets ``commit/counts_unknown``. Nothing reads a data file.
+"""
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+from deltalake.exceptions import TableNotFoundError
+
+from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.delta.observe import DEFAULT_MAX_COMMITS, ObservedCommit, observe_commits
+
+# An observable source asset is what Dagster offers for a table it does not write: observations,
+# a data version per commit. It is marked beta in 1.13 and warns each time one is built; chosen on
+# purpose, so that one message is silenced here, once.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Function `observable_source_asset` is currently in beta",
+    category=dg.BetaWarning,
+)
+
+OBSERVED_GROUP = "observed"
+"""The UI group of observed tables."""
+
+_PARTITION_ROWS_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("partition", "string", description="column=value"),
+        dg.TableColumn("rows", "int", description="live rows from the log; empty if unknown"),
+    ]
+)
+
+
+def commit_metadata(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
+    """One commit's observation: its counts (left out where unknown) and the rows at its version."""
+    commit, changes = observed.commit, observed.changes
+    metadata: dict[str, dg.MetadataValue] = {
+        keys.VERSION: dg.MetadataValue.int(commit.version),
+        keys.OPERATION: dg.MetadataValue.text(commit.operation or "unknown"),
+        keys.DATA_CHANGE: dg.MetadataValue.bool(commit.data_change),
+        keys.COMMIT_COUNTS_UNKNOWN: dg.MetadataValue.bool(not changes.known),
+        keys.TABLE_FILES: dg.MetadataValue.int(observed.table_files),
+        keys.FILES_WITHOUT_STATS: dg.MetadataValue.int(observed.files_without_stats),
+    }
+    if commit.engine:
+        metadata[keys.ENGINE] = dg.MetadataValue.text(commit.engine)
+    if commit.timestamp_ms is not None:
+        metadata[keys.COMMIT_TIMESTAMP] = dg.MetadataValue.timestamp(commit.timestamp_ms / 1000)
+    for key, value in (
+        (keys.COMMIT_ROWS_INSERTED, changes.inserted),
+        (keys.COMMIT_ROWS_UPDATED, changes.updated),
+        (keys.COMMIT_ROWS_DELETED, changes.deleted),
+        (keys.COMMIT_ROWS_COPIED, changes.copied),
+    ):
+        if value is not None:
+            metadata[key] = dg.MetadataValue.int(value)
+    if observed.table_rows is not None:
+        metadata[keys.ROW_COUNT] = dg.MetadataValue.int(observed.table_rows)
+    if observed.partition_rows:
+        metadata[keys.PARTITION_ROW_COUNTS] = dg.MetadataValue.table(
+            records=[
+                dg.TableRecord({"partition": label, "rows": rows})
+                for label, rows in observed.partition_rows.items()
+            ],
+            schema=_PARTITION_ROWS_SCHEMA,
+        )
+    return metadata
+
+
+def last_observed_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
+    """The table version the asset's latest observation recorded, if any."""
+    records = instance.fetch_observations(key, limit=1).records
+    if not records or records[0].asset_observation is None:
+        return None
+    value = records[0].asset_observation.metadata.get(keys.VERSION)
+    return value.value if isinstance(value, dg.IntMetadataValue) else None
+
+
+def build_observed_table(
+    name: str,
+    uri: str,
+    *,
+    description: str | None = None,
+    max_commits: int = DEFAULT_MAX_COMMITS,
+    storage_options: Mapping[str, str] | None = None,
+) -> dg.SourceAsset:
+    """An observable source asset of the Delta table at ``uri``, written by other engines.
+
+    Example:
+        >>> events = build_observed_table("partner_events", "s3://partner/events")
+    """
+    key = dg.AssetKey(name)
+    options = dict(storage_options) if storage_options else None
+
+    @dg.observable_source_asset(
+        key=key,
+        group_name=OBSERVED_GROUP,
+        description=description
+        or f"A Delta table other engines write, at {uri}: each commit observed with its counts.",
+        metadata={keys.URI: dg.MetadataValue.path(uri)},
+        tags={"dagster/kind/deltalake": ""},
+    )
+    def _observe(context: dg.AssetExecutionContext) -> dg.ObserveResult:
+        after = last_observed_version(context.instance, key)
+        try:
+            seen = observe_commits(
+                uri, after_version=after, max_commits=max_commits, storage_options=options
+            )
+        except TableNotFoundError:
+            context.log.warning(f"no Delta table at {uri} yet")
+            return dg.ObserveResult(metadata={keys.NEW_COMMITS: dg.MetadataValue.int(0)})
+        if seen.skipped_versions:
+            context.log.warning(
+                f"{len(seen.skipped_versions)} version(s) not recorded (beyond {max_commits} "
+                f"or cleaned up from the log): {seen.skipped_versions[0]}.."
+                f"{seen.skipped_versions[-1]}"
+            )
+        summary = {
+            keys.NEW_COMMITS: dg.MetadataValue.int(len(seen.commits)),
+            keys.SKIPPED_VERSIONS: dg.MetadataValue.int(len(seen.skipped_versions)),
+        }
+        version = dg.DataVersion(str(seen.latest_version))
+        if not seen.commits:
+            return dg.ObserveResult(
+                metadata={keys.VERSION: dg.MetadataValue.int(seen.latest_version), **summary},
+                data_version=version,
+            )
+        *earlier, latest = seen.commits
+        for observed in earlier:
+            observation = dg.AssetObservation(asset_key=key, metadata=commit_metadata(observed))
+            context.log_event(observation)
+        context.log.info(
+            f"{name}: {len(seen.commits)} new commit(s), v{seen.commits[0].version}.."
+            f"v{latest.version}"
+        )
+        return dg.ObserveResult(
+            metadata={**commit_metadata(latest), **summary}, data_version=version
+        )
+
+    return _observe
+
+
+OBSERVE_TABLES = "observe_tables"
+
+
+def observed_definitions(assets: Sequence[dg.SourceAsset]) -> dg.Definitions:
+    """The job ``observe_tables`` over the observed tables, and its schedule (every 15 minutes,
+    stopped until turned on); nothing when no table is observed."""
+    if not assets:
+        return dg.Definitions()
+    job = dg.define_asset_job(
+        OBSERVE_TABLES,
+        selection=dg.AssetSelection.assets(*(asset.key for asset in assets)),
+        description="Observes every table other engines write: each new commit with its counts.",
+    )
+    schedule = dg.ScheduleDefinition(
+        job=job, cron_schedule="*/15 * * * *", default_status=dg.DefaultScheduleStatus.STOPPED
+    )
+    return dg.Definitions(jobs=[job], schedules=[schedule])
