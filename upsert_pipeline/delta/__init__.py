@@ -21,6 +21,7 @@ from upsert_pipeline.delta.errors import (
     SnapshotScopeError,
     TombstoneInSnapshotError,
     UnexpectedColumnError,
+    UnsafeObjectStoreError,
     UpsertError,
 )
 from upsert_pipeline.delta.merge import Batch, upsert
@@ -51,6 +52,7 @@ __all__ = [
     "SnapshotScopeError",
     "TombstoneInSnapshotError",
     "UnexpectedColumnError",
+    "UnsafeObjectStoreError",
     "UpsertError",
     "UpsertResult",
     "UriPolicy",

@@ -81,3 +81,13 @@ class EmptySnapshotError(UpsertError):
 
 class TombstoneInSnapshotError(UpsertError):
     """A snapshot batch carries tombstones; in a snapshot a deleted row is simply left out."""
+
+
+class UnsafeObjectStoreError(UpsertError):
+    """The object store accepted a second create of the same key: concurrent commits would be lost.
+
+    delta-rs commits a Delta version on an object store by creating ``_delta_log/<version>.json``
+    with a conditional PUT (``If-None-Match: *``): of two writers racing for one version, the
+    store must refuse the second. A store (or a proxy in front of it) that ignores the header
+    lets the second overwrite the first, and a commit is lost without an error.
+    """
