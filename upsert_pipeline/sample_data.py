@@ -36,7 +36,7 @@ SNAPSHOT_DAY = 11
 """Offset of the day ``--redeliver`` sends again as a complete snapshot (load it with run config
 ``snapshot: true``): the orders it leaves out are deleted from that day's partition."""
 SEED = 20261101
-"""Mixed with the feed, the kind of delivery and the date into each day's own seed."""
+"""Scaled per kind of batch and added to the day's offset: each day's own seed."""
 
 _STATUSES = ("placed", "paid", "shipped", "delivered")
 _COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "PL", "SE")
@@ -55,10 +55,19 @@ def days_through_yesterday(today: dt.date | None = None) -> int:
     return max((today - _first_day()).days, 0)
 
 
+_SEEDS = {
+    "orders": SEED,
+    "redelivered-orders": SEED * 7,
+    "snapshot-orders": SEED * 13,
+    "customers": SEED * 3,
+    "redelivered-customers": SEED * 11,
+}
+
+
 def _rng(kind: str, day_index: int) -> random.Random:
-    """The random source of one kind of batch of one day, seeded by that day's date."""
-    day = _first_day() + dt.timedelta(days=day_index)
-    return random.Random(f"{SEED}:{kind}:{day.isoformat()}")
+    """The random source of one kind of batch of one day, seeded by that day alone (its offset
+    from ``START_DATE``): no other day's batch, nor how many days are generated, changes it."""
+    return random.Random(_SEEDS[kind] + day_index)
 
 
 def _at(day: dt.date, rng: random.Random) -> dt.datetime:
