@@ -2,6 +2,7 @@
 environment, the pyarrow filesystem built from them, the allow-list of what both delta-rs and
 pyarrow open, and what the conditional-PUT probe does without reaching a store."""
 
+import dagster as dg
 import pyarrow.fs as pafs
 import pytest
 from obstore.store import S3Store, from_url
@@ -80,6 +81,17 @@ def test_both_resources_resolve_one_mapping_from_the_environment_and_their_confi
     assert DeltaMergeResource(lake_uri="/tmp/lake").delta_storage_options() is None
     opted_out = DeltaMergeResource(lake_uri="s3://lake", single_writer=True)
     assert opted_out.delta_storage_options()[SINGLE_WRITER_OPTION] == "true"
+
+
+def test_secrets_in_resource_config_come_from_env_vars_at_run_time(monkeypatch):
+    lake = DeltaMergeResource(
+        lake_uri="s3://lake",
+        storage_options={"AWS_SECRET_ACCESS_KEY": dg.EnvVar("LAKE_SECRET")},
+    )
+    monkeypatch.setenv("LAKE_SECRET", "from-the-environment")
+    with dg.build_resources({"lake": lake}) as resources:
+        options = resources.lake.delta_storage_options()
+    assert options["AWS_SECRET_ACCESS_KEY"] == "from-the-environment"
 
 
 @pytest.mark.parametrize("scheme", sorted(DEFAULT_SCHEMES))

@@ -84,6 +84,7 @@ _ENDPOINT_OPTIONS = (
 _UNKNOWN_KEY = re.compile(r"Configuration key: '([^']+)'")
 
 _safe_stores: set[tuple[str, str, str]] = set()
+_unprobed_stores: set[tuple[str, str, str]] = set()
 _lock = threading.Lock()
 _log = logging.getLogger(__name__)
 
@@ -209,10 +210,13 @@ def ensure_safe_commits(table_uri: str, storage_options: Mapping[str, str] | Non
     if scheme_of(table_uri) == LOCAL_SCHEME:
         return
     options = storage_options_for(table_uri, overrides=storage_options)
-    if single_writer(options):
-        _log.warning("%s: single-writer opt-out set; conditional PUTs not probed", table_uri)
-        return
     key = _store_key(table_uri, options)
+    if single_writer(options):
+        with _lock:
+            if key not in _unprobed_stores:
+                _unprobed_stores.add(key)
+                _log.warning("%s: single-writer opt-out set; conditional PUT not probed", key)
+        return
     with _lock:
         if key in _safe_stores:
             return
@@ -224,3 +228,4 @@ def forget_probed_stores() -> None:
     """Forgets every store found safe (for tests that change a store behind the same address)."""
     with _lock:
         _safe_stores.clear()
+        _unprobed_stores.clear()
