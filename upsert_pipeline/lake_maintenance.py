@@ -135,7 +135,7 @@ def build_maintenance_asset(table: str) -> dg.AssetsDefinition:
                     JOB_MARKER: context.run.job_name,
                     RUN_MARKER: context.run.run_id,
                 },
-                storage_options=lake.storage_options or None,
+                storage_options=lake.delta_storage_options(),
             )
         except TableNotFoundError:
             context.log.warning(f"no Delta table at {uri} yet: nothing to maintain")

@@ -16,6 +16,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.delta.observe import DEFAULT_MAX_COMMITS, ObservedCommit, observe_commits
+from upsert_pipeline.delta.storage import storage_options_for
 
 # An observable source asset is what Dagster offers for a table it does not write: observations,
 # a data version per commit. It is marked beta in 1.13 and warns each time one is built; chosen on
@@ -96,7 +97,6 @@ def build_observed_table(
         >>> events = build_observed_table("partner_events", "s3://partner/events")
     """
     key = dg.AssetKey(name)
-    options = dict(storage_options) if storage_options else None
 
     @dg.observable_source_asset(
         key=key,
@@ -108,6 +108,8 @@ def build_observed_table(
     )
     def _observe(context: dg.AssetExecutionContext) -> dg.ObserveResult:
         after = last_observed_version(context.instance, key)
+        # Resolved at run time, like the lake's: the store's standard environment plus overrides.
+        options = storage_options_for(uri, overrides=storage_options) or None
         try:
             seen = observe_commits(
                 uri, after_version=after, max_commits=max_commits, storage_options=options

@@ -23,6 +23,8 @@ from upsert_pipeline.delta import (
     upsert,
 )
 from upsert_pipeline.delta.predicates import check_identifier
+from upsert_pipeline.delta.storage import storage_options_for
+from upsert_pipeline.delta.stores import SINGLE_WRITER_OPTION
 from upsert_pipeline.delta.uris import DEFAULT_SCHEMES
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.sources import landing_path, read_landing_batch
@@ -40,7 +42,8 @@ def _allowed_schemes() -> list[str]:
 
 
 class _AllowListedResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """A resource whose URIs are held to an allow-list of schemes and roots."""
+    """A resource whose URIs are held to an allow-list of schemes and roots, and that reaches an
+    object store with options resolved from the store's standard environment and its config."""
 
     allowed_schemes: list[str] = Field(
         default_factory=_allowed_schemes,
@@ -51,9 +54,24 @@ class _AllowListedResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         description="Roots every URI must lie under; empty allows any root.",
     )
 
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Object-store options in delta-rs's keys (e.g. AWS_ENDPOINT_URL), over the "
+        "store's standard environment variables (AWS_*, GOOGLE_*, AZURE_STORAGE_*). Give "
+        "secrets as dg.EnvVar in code, never as literals in run config.",
+    )
+
     def uri_policy(self) -> UriPolicy:
         """The allow-list this resource's URIs are held to."""
         return UriPolicy.of(schemes=self.allowed_schemes, roots=self.allowed_roots)
+
+    def resolved_storage_options(self, uri: str) -> dict[str, str]:
+        """The options of ``uri``'s store: its standard variables, then this resource's config.
+
+        The one mapping both the Delta writer (``storage_options``) and the landing reader (a
+        pyarrow filesystem) are built from; see ``upsert_pipeline.delta.storage``.
+        """
+        return storage_options_for(uri, overrides=self.storage_options)
 
 
 class LandingResource(_AllowListedResource):
@@ -67,15 +85,24 @@ class LandingResource(_AllowListedResource):
 
     def read_batch(self, feed: Feed, partition_key: str) -> pa.Table:
         """Reads and validates the day's batch of ``feed``; see ``read_landing_batch``."""
-        return read_landing_batch(self.uri, feed, partition_key, uri_policy=self.uri_policy())
+        return read_landing_batch(
+            self.uri,
+            feed,
+            partition_key,
+            uri_policy=self.uri_policy(),
+            storage_options=self.resolved_storage_options(self.uri),
+        )
 
 
 class DeltaMergeResource(_AllowListedResource):
     """Merges batches into the lake's Delta tables and reads their row counts from the log."""
 
     lake_uri: str = Field(description="Lake root: each feed's Delta table is <lake_uri>/<feed>.")
-    storage_options: dict[str, str] = Field(
-        default_factory=dict, description="Object-store options passed to delta-rs."
+    single_writer: bool = Field(
+        default=False,
+        description="Skip the probe of the object store's conditional PUT: only when exactly one "
+        "process ever writes each table (a store that ignores If-None-Match loses concurrent "
+        "commits). UPSERT_PIPELINE_SINGLE_WRITER=true does the same.",
     )
     max_commit_attempts: int = Field(
         default=RetryPolicy().max_attempts,
@@ -113,6 +140,13 @@ class DeltaMergeResource(_AllowListedResource):
         uri = f"{self.lake_uri.rstrip('/')}/{table}"
         return self.uri_policy().check(uri, what="table")
 
+    def delta_storage_options(self) -> dict[str, str] | None:
+        """The lake's object-store options as delta-rs takes them (``None`` when there are none)."""
+        options = self.resolved_storage_options(self.lake_uri)
+        if self.single_writer:
+            options[SINGLE_WRITER_OPTION] = "true"
+        return options or None
+
     def upsert(
         self,
         table: str,
@@ -137,7 +171,7 @@ class DeltaMergeResource(_AllowListedResource):
             batch,
             keys=keys,
             partition=partition,
-            storage_options=self.storage_options or None,
+            storage_options=self.delta_storage_options(),
             commit_metadata=commit_metadata,
             retry=self.retry_policy(),
             idempotent=self.idempotent,
@@ -154,5 +188,5 @@ class DeltaMergeResource(_AllowListedResource):
     ) -> RowCounts:
         """The table's (and a partition's) row counts, from the Delta log alone."""
         return read_row_counts(
-            self.table_uri(table), partition=partition, storage_options=self.storage_options or None
+            self.table_uri(table), partition=partition, storage_options=self.delta_storage_options()
         )

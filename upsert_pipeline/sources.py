@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from pathlib import PurePosixPath
+from collections.abc import Mapping
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from upsert_pipeline.delta import DEFAULT_URI_POLICY, DisallowedUriError, UpsertError, UriPolicy
 from upsert_pipeline.delta.operations import OP_COLUMN, with_string_op
 from upsert_pipeline.delta.predicates import check_identifier
+from upsert_pipeline.delta.storage import arrow_filesystem, storage_options_for
 from upsert_pipeline.delta.validation import check_keys, conform_evolving
 from upsert_pipeline.feeds import Feed
 
@@ -84,12 +85,6 @@ def landing_path(
     return f"{landing_uri.rstrip('/')}/{feed.name}/{day.isoformat()}.parquet"
 
 
-def _filesystem(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" in path:
-        return pafs.FileSystem.from_uri(path)  # type: ignore[no-any-return]
-    return pafs.LocalFileSystem(), str(PurePosixPath(path))
-
-
 def _check_inside(landing_uri: str, path: str) -> None:
     """Refuses a local landing file that resolves (through symlinks) outside the landing root."""
     if "://" in landing_uri and not landing_uri.startswith("file://"):
@@ -124,6 +119,7 @@ def read_landing_batch(
     *,
     filesystem: pafs.FileSystem | None = None,
     uri_policy: UriPolicy | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> pa.Table:
     """Reads the landing batch of ``feed`` for one day and conforms it to the feed's schema.
 
@@ -133,6 +129,8 @@ def read_landing_batch(
         partition_key: The day, ``YYYY-MM-DD``.
         filesystem: The filesystem to read with; derived from ``landing_uri`` when ``None``.
         uri_policy: The allowed schemes and roots of ``landing_uri``.
+        storage_options: The object-store options of ``landing_uri`` (delta-rs's keys, see
+            ``upsert_pipeline.delta.storage``); its store's standard environment when ``None``.
 
     Returns:
         The batch with the feed's columns and types first, then any columns new to the feed (if
@@ -152,7 +150,11 @@ def read_landing_batch(
             feed declares it not null.
     """
     path = landing_path(landing_uri, feed, partition_key, uri_policy=uri_policy)
-    fs, fs_path = (filesystem, path) if filesystem is not None else _filesystem(path)
+    if filesystem is not None:
+        fs, fs_path = filesystem, path
+    else:
+        options = storage_options_for(landing_uri) if storage_options is None else storage_options
+        fs, fs_path = arrow_filesystem(path, options)
     info = fs.get_file_info(fs_path)
     if info.type != pafs.FileType.File:
         raise LandingFileNotFoundError(f"no landing batch for {feed.name} {partition_key}: {path}")

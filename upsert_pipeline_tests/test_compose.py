@@ -1,23 +1,34 @@
 """docker-compose.yml as Debian's ``docker-compose config`` resolves it (no Docker engine needed):
-its services, commands, health-check dependencies, volumes and loopback-only ports."""
+its services, commands, health-check dependencies, the object store holding the lake and landing
+zone, volumes and loopback-only ports."""
 
 import os
+import shlex
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
+from upsert_pipeline.delta.storage import S3_VARIABLES
 from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV
 from upsert_pipeline_tests.deployment import (
     CODE_LOCATION,
     COMPOSE_FILE,
+    CREATE_BUCKETS,
     DAEMON,
+    OBJECT_STORE,
     PROJECT_DIR,
+    SAMPLE_DATA,
     WEBSERVER,
 )
 
 DAGSTER_SERVICES = (CODE_LOCATION, WEBSERVER, DAEMON)
+# Every service that reads or writes the lake or the landing zone.
+S3_CLIENTS = (SAMPLE_DATA, *DAGSTER_SERVICES)
+ENV_FILE_PREFIXES = ("POSTGRES_", "WEBSERVER_", "MINIO_")
+SECRET_REFERENCES = ("${POSTGRES_PASSWORD:?", "${MINIO_ROOT_PASSWORD:?")
 WORKSPACE = "/opt/dagster/dagster_home/workspace.yaml"
 
 
@@ -25,7 +36,7 @@ def _compose_config(env_file):
     """``docker-compose config`` of the project's file with ``env_file`` as its ``.env``."""
     docker_compose = shutil.which("docker-compose")
     assert docker_compose, "docker-compose is not installed (.ci/run installs Debian's package)"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "WEBSERVER_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_FILE_PREFIXES)}
     return subprocess.run(
         [docker_compose, "--env-file", str(env_file), "--file", str(COMPOSE_FILE), "config"],
         cwd=PROJECT_DIR,
@@ -63,10 +74,14 @@ def _env_references(path):
 
 def test_the_services_of_the_reference_deployment(config):
     services = config["services"]
-    assert set(services) == {"postgres", "sample-data", *DAGSTER_SERVICES}
+    infrastructure = {"postgres", OBJECT_STORE, CREATE_BUCKETS}
+    assert set(services) == {*infrastructure, SAMPLE_DATA, *DAGSTER_SERVICES}
     assert services["postgres"]["image"].split(":")[0] == "postgres"
+    # The official MinIO images, pinned to a release.
+    assert services[OBJECT_STORE]["image"].startswith("minio/minio:RELEASE.")
+    assert services[CREATE_BUCKETS]["image"].startswith("minio/mc:RELEASE.")
     # One image, built from the project's Dockerfile, for every Dagster service.
-    for name in ("sample-data", *DAGSTER_SERVICES):
+    for name in (SAMPLE_DATA, *DAGSTER_SERVICES):
         assert services[name]["image"] == "upsert-pipeline:latest", name
         assert services[name]["build"]["context"] == str(PROJECT_DIR), name
 
@@ -103,20 +118,75 @@ def test_every_dagster_service_waits_for_a_healthy_postgres(config):
         assert services[name]["depends_on"][CODE_LOCATION] == {"condition": "service_healthy"}
 
 
-def test_named_volumes_hold_postgres_the_lake_and_the_landing_where_runs_execute(config):
+def test_the_lake_and_the_landing_live_on_the_object_store_and_no_dagster_volume_holds_them(
+    config,
+):
     services = config["services"]
-    assert set(config["volumes"]) >= {"postgres-data", "lake", "landing"}
+    assert set(config["volumes"]) == {"postgres-data", "minio-data", "dagster-storage"}
 
     def mounts(name):
-        return {volume.split(":")[1]: volume.split(":")[0] for volume in services[name]["volumes"]}
+        return {
+            volume.split(":")[1]: volume.split(":")[0]
+            for volume in services[name].get("volumes", [])
+        }
 
     assert mounts("postgres")["/var/lib/postgresql/data"] == "postgres-data"
-    # Runs execute under the code server (DefaultRunLauncher): the lake is mounted there, at the
-    # path the lake resource reads.
-    code_location = services[CODE_LOCATION]
-    assert mounts(CODE_LOCATION)[code_location["environment"][LAKE_URI_ENV]] == "lake"
-    assert mounts(CODE_LOCATION)[code_location["environment"][LANDING_URI_ENV]] == "landing"
-    assert mounts("sample-data")["/opt/dagster/landing"] == "landing"
+    assert mounts(OBJECT_STORE) == {"/data": "minio-data"}
+    for name in S3_CLIENTS:
+        # Only the runs' captured logs; nothing of the lake or the landing zone.
+        assert set(mounts(name).values()) <= {"dagster-storage"}, name
+        environment = services[name]["environment"]
+        assert urlsplit(environment[LAKE_URI_ENV]).scheme == "s3", name
+        assert urlsplit(environment[LANDING_URI_ENV]).scheme == "s3", name
+
+
+def test_a_one_shot_service_creates_the_buckets_of_the_lake_and_the_landing_zone(config):
+    services = config["services"]
+    store = services[OBJECT_STORE]
+    assert store["healthcheck"]["test"] == ["CMD", "mc", "ready", "local"]
+    assert store["command"][:2] == ["server", "/data"]
+
+    create = services[CREATE_BUCKETS]
+    assert create["depends_on"] == {OBJECT_STORE: {"condition": "service_healthy"}}
+    assert create["restart"] == "no"
+    script = " ".join([*create["entrypoint"], *create["command"]])
+    words = shlex.split(script.replace("$$", "$"))
+    mb = words.index("mb")
+    created = {word.removeprefix("local/") for word in words[mb + 1 :] if word.startswith("local/")}
+    assert "--ignore-existing" in words[mb:]  # a second `up` does not fail
+    # `mc alias set local <endpoint> ...` points at the store service's S3 port.
+    alias = words.index("alias")
+    assert urlsplit(words[alias + 3]).hostname == OBJECT_STORE
+    environment = services[CODE_LOCATION]["environment"]
+    for uri in (environment[LAKE_URI_ENV], environment[LANDING_URI_ENV]):
+        assert urlsplit(uri).netloc in created, uri
+
+    # The code location (whose children run every run) starts after the buckets and the
+    # sample data exist; the sample data after the buckets.
+    depends = services[CODE_LOCATION]["depends_on"]
+    assert depends[CREATE_BUCKETS] == {"condition": "service_completed_successfully"}
+    assert depends[SAMPLE_DATA] == {"condition": "service_completed_successfully"}
+    assert services[SAMPLE_DATA]["depends_on"] == {
+        CREATE_BUCKETS: {"condition": "service_completed_successfully"}
+    }
+    command = services[SAMPLE_DATA]["command"]
+    assert command[:3] == ["python", "-m", "upsert_pipeline.sample_data"]
+    assert "--missing-only" in command  # keeps re-deliveries across restarts
+
+
+def test_every_service_that_reaches_the_lake_gets_the_standard_s3_variables(config):
+    services = config["services"]
+    store = services[OBJECT_STORE]["environment"]
+    for name in S3_CLIENTS:
+        environment = services[name]["environment"]
+        assert set(S3_VARIABLES) - {"AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"} <= set(
+            environment
+        ), name
+        endpoint = urlsplit(environment["AWS_ENDPOINT_URL"])
+        assert (endpoint.scheme, endpoint.hostname, endpoint.port) == ("http", OBJECT_STORE, 9000)
+        assert environment["AWS_ALLOW_HTTP"] == "true"  # delta-rs refuses plain HTTP without it
+        assert environment["AWS_ACCESS_KEY_ID"] == store["MINIO_ROOT_USER"], name
+        assert environment["AWS_SECRET_ACCESS_KEY"] == store["MINIO_ROOT_PASSWORD"], name
 
 
 def test_ports_are_published_on_loopback_only(config):
@@ -125,7 +195,11 @@ def test_ports_are_published_on_loopback_only(config):
         for name, service in config["services"].items()
         for port in service.get("ports", [])
     ]
-    assert published == [(WEBSERVER, "127.0.0.1:3000:3000/tcp")]
+    assert sorted(published) == [
+        (WEBSERVER, "127.0.0.1:3000:3000/tcp"),
+        (OBJECT_STORE, "127.0.0.1:9000:9000/tcp"),
+        (OBJECT_STORE, "127.0.0.1:9001:9001/tcp"),
+    ]
 
 
 def test_every_variable_the_instance_and_workspace_read_is_set_for_each_dagster_service(config):
@@ -145,22 +219,36 @@ def test_every_variable_the_instance_and_workspace_read_is_set_for_each_dagster_
 
 def test_secrets_come_from_the_env_file_and_none_is_committed(tmp_path):
     env_file = tmp_path / "env"
-    env_file.write_text("POSTGRES_USER=u\nPOSTGRES_PASSWORD=from-the-env-file\nPOSTGRES_DB=d\n")
+    minio = "MINIO_ROOT_USER=m\nMINIO_ROOT_PASSWORD=s3-from-the-env-file\n"
+    postgres = "POSTGRES_USER=u\nPOSTGRES_PASSWORD=from-the-env-file\nPOSTGRES_DB=d\n"
+    env_file.write_text(postgres + minio)
     result = _compose_config(env_file)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == "from-the-env-file"
     assert services[DAEMON]["environment"]["DAGSTER_POSTGRES_PASSWORD"] == "from-the-env-file"
+    assert services[OBJECT_STORE]["environment"]["MINIO_ROOT_PASSWORD"] == "s3-from-the-env-file"
+    assert services[CODE_LOCATION]["environment"]["AWS_SECRET_ACCESS_KEY"] == (
+        "s3-from-the-env-file"
+    )
 
-    env_file.write_text("POSTGRES_USER=u\nPOSTGRES_DB=d\n")
+    env_file.write_text("POSTGRES_USER=u\nPOSTGRES_DB=d\n" + minio)
     missing = _compose_config(env_file)
     assert missing.returncode != 0
     assert "set POSTGRES_PASSWORD in .env" in missing.stderr
+    env_file.write_text(postgres + "MINIO_ROOT_USER=m\n")
+    missing = _compose_config(env_file)
+    assert missing.returncode != 0
+    assert "set MINIO_ROOT_PASSWORD in .env" in missing.stderr
 
     raw = yaml.safe_load(COMPOSE_FILE.read_text())
-    for service in raw["services"].values():
-        for key, value in (service.get("environment") or {}).items():
-            if "PASSWORD" in key:
-                assert str(value).startswith("${POSTGRES_PASSWORD:?"), key
+    anchors = [raw["x-dagster-environment"], raw["x-minio-credentials"]]
+    environments = [service.get("environment") or {} for service in raw["services"].values()]
+    for environment in [*anchors, *environments]:
+        if not isinstance(environment, dict):
+            continue
+        for key, value in environment.items():
+            if "PASSWORD" in key or "SECRET" in key:
+                assert str(value).startswith(SECRET_REFERENCES), key
     ignored = (PROJECT_DIR / ".gitignore").read_text().splitlines()
     assert ".env" in ignored, ".env must be git-ignored"

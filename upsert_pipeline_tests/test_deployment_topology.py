@@ -1,24 +1,32 @@
-"""The compose topology as local processes: a run submitted through the webserver's GraphQL API
-is queued, dequeued by the daemon, executed by the code server, and its materialization with every
-count is read back from PostgreSQL."""
+"""The compose topology as local processes, with moto's S3 server standing in for MinIO: the
+compose file's sample-data command fills the landing bucket, a run submitted through the
+webserver's GraphQL API is queued, dequeued by the daemon, executed by the code server against
+the S3 lake, and its materialization with every count is read back from PostgreSQL."""
 
 import datetime as dt
+import os
+import subprocess
+import sys
+from urllib.parse import urlsplit
 
 import dagster as dg
-import pyarrow.parquet as pq
+import polars as pl
 import pytest
 
 from deploy.instance import open_instance
 from upsert_pipeline.checks import COUNTS_RECONCILE
-from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV
-from upsert_pipeline.sample_data import generate
-from upsert_pipeline_tests.conftest import scan_rows
+from upsert_pipeline.feeds import ORDERS
+from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV, LandingResource
 from upsert_pipeline_tests.deployment import (
+    CODE_LOCATION,
+    SAMPLE_DATA,
+    compose_services,
     launch_partition_run,
     live_group_members,
     running_topology,
     wait_for_run,
 )
+from upsert_pipeline_tests.object_store import keys_under, moto_server, s3_client, s3_env
 from upsert_pipeline_tests.postgres import (
     fresh_database,
     postgres_env,
@@ -49,14 +57,32 @@ COUNT_KEYS = (
 
 @pytest.fixture
 def deployment_env(tmp_path):
-    landing = tmp_path / "landing"
-    generate(landing, days=3)
-    with fresh_database() as database:
-        yield {
+    """The compose environment of the Dagster services, moto's endpoint in MinIO's place; the
+    buckets created as the one-shot ``create-buckets`` service does, the landing filled by the
+    ``sample-data`` service's own command."""
+    services = compose_services()
+    compose_env = services[CODE_LOCATION]["environment"]
+    with moto_server() as endpoint, fresh_database() as database:
+        env = {
             **postgres_env(database),
-            LAKE_URI_ENV: str(tmp_path / "lake"),
-            LANDING_URI_ENV: str(landing),
+            **s3_env(endpoint),
+            LAKE_URI_ENV: compose_env[LAKE_URI_ENV],
+            LANDING_URI_ENV: compose_env[LANDING_URI_ENV],
         }
+        for uri in (env[LAKE_URI_ENV], env[LANDING_URI_ENV]):
+            s3_client(endpoint).create_bucket(Bucket=urlsplit(uri).netloc)
+        command = services[SAMPLE_DATA]["command"]
+        assert command[0] == "python"
+        result = subprocess.run(
+            [sys.executable, *command[1:]],
+            env={**os.environ, **env},
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        yield env
 
 
 def test_a_run_submitted_to_the_webserver_is_dequeued_executed_and_stored_in_postgres(
@@ -108,18 +134,21 @@ def test_a_run_submitted_to_the_webserver_is_dequeued_executed_and_stored_in_pos
             dg.AssetCheckKey(dg.AssetKey("orders"), COUNTS_RECONCILE), limit=1
         )
 
+        # Read with the same environment alone, as the runs did.
+        landed = LandingResource(uri=deployment_env[LANDING_URI_ENV]).read_batch(ORDERS, PARTITION)
+        table = pl.scan_delta(f"{deployment_env[LAKE_URI_ENV]}/orders")
+        in_partition = table.filter(pl.col("order_date") == dt.date.fromisoformat(PARTITION))
+        scanned = [frame.select(pl.len()).collect().item() for frame in (table, in_partition)]
+        lake_bucket = urlsplit(deployment_env[LAKE_URI_ENV]).netloc
+        lake_keys = keys_under(deployment_env["AWS_ENDPOINT_URL"], lake_bucket)
+
     for key in COUNT_KEYS:
         assert isinstance(metadata[key], int), key
-    landed = pq.read_metadata(
-        f"{deployment_env[LANDING_URI_ENV]}/orders/{PARTITION}.parquet"
-    ).num_rows
-    table = f"{deployment_env[LAKE_URI_ENV]}/orders"
-    assert metadata["upsert/source_rows"] == metadata["upsert/rows_inserted"] == landed
+    assert metadata["upsert/source_rows"] == metadata["upsert/rows_inserted"] == landed.num_rows
     assert metadata["upsert/rows_updated"] == metadata["upsert/rows_deleted"] == 0
-    assert metadata["dagster/partition_row_count"] == scan_rows(
-        table, dt.date.fromisoformat(PARTITION)
-    )
-    assert metadata["dagster/row_count"] == scan_rows(table) == landed
+    assert metadata["dagster/partition_row_count"] == scanned[1]
+    assert metadata["dagster/row_count"] == scanned[0] == landed.num_rows
+    assert any(key.startswith("orders/_delta_log/") for key in lake_keys)  # the lake is on S3
     assert (metadata["delta/read_version"], metadata["delta/version"]) == (0, 1)
     assert check and check[0].run_id == run_id
     assert check[0].status.value == "SUCCEEDED"

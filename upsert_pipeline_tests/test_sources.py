@@ -84,3 +84,17 @@ def test_a_feed_that_does_not_evolve_refuses_new_columns(tmp_path):
     batch = order_batch([1]).append_column("channel", pa.array(["web"]))
     with pytest.raises(UnexpectedColumnError, match="channel"):
         read_landing_batch(_land(tmp_path, batch), frozen, "2026-11-02")
+
+
+def test_a_file_uri_landing_reads_like_a_path(tmp_path):
+    landing = _land(tmp_path, order_batch([1, 2, 3]))
+    read = read_landing_batch(f"file://{landing}", ORDERS, "2026-11-02")
+    assert read.num_rows == 3
+
+
+@pytest.mark.parametrize("landing", ["s3a://bucket/feeds", "az://container/feeds"])
+def test_a_landing_scheme_the_reader_cannot_open_is_refused_by_name(landing):
+    from upsert_pipeline.delta import DisallowedUriError
+
+    with pytest.raises(DisallowedUriError, match="uses scheme"):
+        read_landing_batch(landing, ORDERS, "2026-11-02")

@@ -129,7 +129,7 @@ def inline_check_results(
 ) -> list[dg.AssetCheckResult]:
     """Evaluates the inline checks of one materialization (before it is recorded)."""
     table_uri = lake.table_uri(feed.name)
-    options = lake.storage_options or None
+    options = lake.delta_storage_options()
     table_rows_before_commit = None
     if result.concurrent_commits:
         table_rows_before_commit = read_row_counts(

@@ -21,6 +21,7 @@ from upsert_pipeline.delta.errors import (
     SnapshotScopeError,
     TombstoneInSnapshotError,
     UnexpectedColumnError,
+    UnsafeObjectStoreError,
     UnsupportedTableFeatureError,
     UpsertError,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "SnapshotScopeError",
     "TombstoneInSnapshotError",
     "UnexpectedColumnError",
+    "UnsafeObjectStoreError",
     "UnsupportedTableFeatureError",
     "UpsertError",
     "UpsertResult",

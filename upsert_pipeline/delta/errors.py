@@ -89,3 +89,13 @@ class UnsupportedTableFeatureError(UpsertError):
     Raised at once, never retried: the table (written by Spark or Databricks, say, with row
     tracking or domain metadata on) refuses every commit of this writer. Nothing was written.
     """
+
+
+class UnsafeObjectStoreError(UpsertError):
+    """The object store accepted a second create of the same key: concurrent commits would be lost.
+
+    delta-rs commits a Delta version on an object store by creating ``_delta_log/<version>.json``
+    with a conditional PUT (``If-None-Match: *``): of two writers racing for one version, the
+    store must refuse the second. A store (or a proxy in front of it) that ignores the header
+    lets the second overwrite the first, and a commit is lost without an error.
+    """

@@ -7,6 +7,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline.delta.retry import is_commit_conflict
+from upsert_pipeline.delta.stores import ensure_safe_commits
 from upsert_pipeline.delta.validation import storage_schema
 
 _CREATE_ATTEMPTS = 5
@@ -29,9 +30,15 @@ def open_or_create(
     that is not version 0 fails instead of being moved, so exactly one ``CREATE TABLE`` lands; the
     losers' failure means the table now exists, and it is opened.
 
+    On an object store, the store's conditional PUT is probed first (once per process and
+    bucket, see ``stores.ensure_safe_commits``), so no commit is ever made where a concurrent one
+    could be lost.
+
     Raises:
+        UnsafeObjectStoreError: The object store does not refuse a second create of a key.
         CommitFailedError: Creation kept failing with the table still absent (not a race).
     """
+    ensure_safe_commits(table_uri, storage_options)
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
         try:
             return DeltaTable(table_uri, storage_options=storage_options)

@@ -17,8 +17,10 @@ from urllib.parse import unquote
 from upsert_pipeline.delta.errors import DisallowedUriError
 
 LOCAL_SCHEME = "file"
-DEFAULT_SCHEMES = frozenset({LOCAL_SCHEME, "s3", "s3a", "gs", "az", "abfs", "abfss"})
-"""Schemes delta-rs and pyarrow write to that a lake or landing zone may live on."""
+AZURE_SCHEMES = frozenset({"abfs", "abfss"})
+DEFAULT_SCHEMES = frozenset({LOCAL_SCHEME, "s3", "gs", *AZURE_SCHEMES})
+"""Schemes that both delta-rs (the lake) and pyarrow (the landing reader) open. delta-rs's aliases
+``s3a://``, ``az://``, ``adl://`` and ``azure://`` are left out: pyarrow cannot open them."""
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://(.*)", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -41,6 +43,41 @@ def _parse(uri: str) -> _Parsed:
     if scheme == LOCAL_SCHEME:
         return _Parsed(scheme, path, os.path.abspath("/" + path.lstrip("/")))
     return _Parsed(scheme, path, f"{scheme}://{path.rstrip('/')}")
+
+
+def scheme_of(uri: str) -> str:
+    """The URI's scheme, lower case; ``file`` for a plain path.
+
+    Raises:
+        DisallowedUriError: The text is neither a path nor a ``scheme://`` URI.
+    """
+    return _parse(uri).scheme
+
+
+def _check_authority(uri: str, scheme: str, authority: str, *, what: str) -> None:
+    """Refuses credentials in the authority; Azure's ``container@account.host`` is no credential.
+
+    ``abfs(s)://<container>@<account>.dfs.core.windows.net/<path>`` is the canonical ADLS Gen2
+    form, and the only one both delta-rs and pyarrow open; a ``:`` before the ``@`` (a key) is
+    refused as anywhere else.
+    """
+    if not authority:
+        raise DisallowedUriError(f"{what} URI {uri!r} names no bucket or container")
+    if scheme in AZURE_SCHEMES:
+        container, at, host = authority.partition("@")
+        if not at or not container or "." not in host:
+            raise DisallowedUriError(
+                f"{what} URI {uri!r}: write Azure locations as "
+                f"{scheme}://<container>@<account>.dfs.core.windows.net/<path>"
+            )
+        if ":" in container or "@" in host:
+            raise DisallowedUriError(
+                f"{what} URI {uri!r} carries credentials; pass them as storage options"
+            )
+    elif "@" in authority:
+        raise DisallowedUriError(
+            f"{what} URI {uri!r} carries credentials; pass them as storage options"
+        )
 
 
 def _inside(location: str, root: str) -> bool:
@@ -94,15 +131,9 @@ class UriPolicy:
             raise DisallowedUriError(f"{what} URI {uri!r} holds a '..' segment")
         if parsed.scheme != LOCAL_SCHEME:
             rest = parsed.path
-            authority = rest.split("/", 1)[0]
-            if "@" in authority:
-                raise DisallowedUriError(
-                    f"{what} URI {uri!r} carries credentials; pass them as storage options"
-                )
             if "?" in rest or "#" in rest:
                 raise DisallowedUriError(f"{what} URI {uri!r} holds a query or fragment")
-            if not authority:
-                raise DisallowedUriError(f"{what} URI {uri!r} names no bucket or container")
+            _check_authority(uri, parsed.scheme, rest.split("/", 1)[0], what=what)
         if self.roots:
             if not any(_inside(parsed.location, _parse(root).location) for root in self.roots):
                 raise DisallowedUriError(
