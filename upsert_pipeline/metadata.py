@@ -50,6 +50,7 @@ def upsert_metadata(
         keys.MERGE_MS: dg.MetadataValue.int(result.execution_time_ms),
         keys.COMMIT_ATTEMPTS: dg.MetadataValue.int(result.commit_attempts),
         keys.COLUMNS_ADDED: dg.MetadataValue.json(list(result.columns_added)),
+        keys.COLUMNS_FILLED: dg.MetadataValue.json(list(result.columns_filled)),
         keys.TOMBSTONES: dg.MetadataValue.int(result.tombstones),
         keys.SNAPSHOT: dg.MetadataValue.bool(result.snapshot),
         keys.URI: dg.MetadataValue.path(result.table_uri),

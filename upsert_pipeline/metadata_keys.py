@@ -20,7 +20,6 @@ ROWS_UNCHANGED = "upsert/rows_unchanged"
 ROWS_COPIED = "upsert/rows_copied"
 TOMBSTONES = "upsert/tombstones"
 SNAPSHOT = "upsert/snapshot"
-ALREADY_APPLIED = "upsert/already_applied"
 PARTITION_ROWS_BEFORE = "upsert/partition_rows_before"
 
 # The Delta log's side of the commit.
@@ -34,6 +33,7 @@ FILES_WITHOUT_STATS = "delta/files_without_stats"
 MERGE_MS = "delta/merge_ms"
 COMMIT_ATTEMPTS = "delta/commit_attempts"
 COLUMNS_ADDED = "delta/columns_added"
+COLUMNS_FILLED = "delta/columns_filled"
 
 VOLUME_METRICS = (ROWS_INSERTED, ROWS_UPDATED, ROWS_DELETED)
 """The counts the volume check compares with the asset's history."""
