@@ -51,7 +51,6 @@ def upsert_metadata(
         "delta/columns_added": dg.MetadataValue.json(list(result.columns_added)),
         "upsert/tombstones": dg.MetadataValue.int(result.tombstones),
         "upsert/snapshot": dg.MetadataValue.bool(result.snapshot),
-        "upsert/already_applied": dg.MetadataValue.bool(result.already_applied),
         "dagster/uri": dg.MetadataValue.path(result.table_uri),
         "dagster/table_name": dg.MetadataValue.text(table_name),
         "dagster/column_schema": dg.MetadataValue.table_schema(

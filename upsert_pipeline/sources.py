@@ -167,7 +167,7 @@ def read_landing_batch(
         ) from error
     check_keys(batch, feed.keys)
     batch = with_string_op(batch)
-    conformed, _ = conform_evolving(
+    conformed, _, _ = conform_evolving(
         batch, feed.schema, evolve=feed.evolve_schema, control=(OP_COLUMN,)
     )
     return conformed

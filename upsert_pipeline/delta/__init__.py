@@ -21,12 +21,13 @@ from upsert_pipeline.delta.errors import (
     SnapshotScopeError,
     TombstoneInSnapshotError,
     UnexpectedColumnError,
+    UnsupportedTableFeatureError,
     UpsertError,
 )
 from upsert_pipeline.delta.merge import Batch, upsert
 from upsert_pipeline.delta.result import PartitionValue, RowCounts, UpsertResult
 from upsert_pipeline.delta.retry import RetryPolicy, is_commit_conflict
-from upsert_pipeline.delta.transactions import app_id_for, batch_identity
+from upsert_pipeline.delta.transactions import app_id_for
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY, UriPolicy
 
 __all__ = [
@@ -51,11 +52,11 @@ __all__ = [
     "SnapshotScopeError",
     "TombstoneInSnapshotError",
     "UnexpectedColumnError",
+    "UnsupportedTableFeatureError",
     "UpsertError",
     "UpsertResult",
     "UriPolicy",
     "app_id_for",
-    "batch_identity",
     "is_commit_conflict",
     "read_row_counts",
     "snapshot_counts",

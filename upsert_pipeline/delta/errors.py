@@ -81,3 +81,11 @@ class EmptySnapshotError(UpsertError):
 
 class TombstoneInSnapshotError(UpsertError):
     """A snapshot batch carries tombstones; in a snapshot a deleted row is simply left out."""
+
+
+class UnsupportedTableFeatureError(UpsertError):
+    """The table's protocol requires a feature the installed delta-rs cannot write.
+
+    Raised at once, never retried: the table (written by Spark or Databricks, say, with row
+    tracking or domain metadata on) refuses every commit of this writer. Nothing was written.
+    """

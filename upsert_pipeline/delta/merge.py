@@ -14,11 +14,17 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.table import TableMerger
 
 from upsert_pipeline.delta.counts import snapshot_counts
-from upsert_pipeline.delta.errors import CommitRetriesExhaustedError, PartitionSpecError
+from upsert_pipeline.delta.errors import (
+    CommitRetriesExhaustedError,
+    MissingColumnError,
+    PartitionSpecError,
+    UnsupportedTableFeatureError,
+)
 from upsert_pipeline.delta.operations import (
     DELETE_OP,
     OP_COLUMN,
     check_snapshot,
+    snapshot_tombstones,
     tombstones,
     with_string_op,
 )
@@ -30,25 +36,23 @@ from upsert_pipeline.delta.predicates import (
     check_identifier,
     column,
     merge_predicate,
-    scope_predicate,
     tombstone_predicate,
     upsert_rows_predicate,
 )
-from upsert_pipeline.delta.result import PartitionValue, RowCounts, UpsertResult
-from upsert_pipeline.delta.retry import RetryPolicy, is_commit_conflict
-from upsert_pipeline.delta.tables import open_or_create
-from upsert_pipeline.delta.transactions import (
-    TransactionState,
-    app_id_for,
-    batch_identity,
-    read_transaction_state,
-    table_name,
+from upsert_pipeline.delta.result import PartitionValue, UpsertResult
+from upsert_pipeline.delta.retry import (
+    RetryPolicy,
+    is_commit_conflict,
+    is_unsupported_table_feature,
 )
+from upsert_pipeline.delta.tables import open_or_create
+from upsert_pipeline.delta.transactions import app_id_for, scope_transaction, table_name
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY, UriPolicy
 from upsert_pipeline.delta.validation import (
     check_keys,
     check_partition,
     check_partition_values,
+    check_storable,
     check_typed,
     conform_evolving,
 )
@@ -56,7 +60,6 @@ from upsert_pipeline.delta.validation import (
 Batch: TypeAlias = "pa.Table | pl.DataFrame"
 """What ``upsert`` takes: a pyarrow Table or a polars DataFrame."""
 
-BATCH_ID_KEY = "upsert_pipeline.batch_id"
 APP_ID_KEY = "upsert_pipeline.app_id"
 ATTEMPT_KEY = "upsert_pipeline.commit_attempt"
 
@@ -93,39 +96,50 @@ class _Merge:
     max_commit_retries: int | None
     snapshot: bool
     evolve_schema: bool
+    required_columns: frozenset[str] | None
+
+    def _required(self, table_schema: pa.Schema) -> frozenset[str] | None:
+        """The table's columns the batch must carry; ``None`` for all of them.
+
+        Keys and partition columns always; then the declared columns when given, or, with
+        schema evolution on and nothing declared, the table's not-null columns (nullable ones
+        may have been gained by evolution after the batch's day); without evolution, all.
+        """
+        if self.required_columns is not None:
+            declared = self.required_columns
+        elif self.evolve_schema:
+            declared = frozenset(field.name for field in table_schema if not field.nullable)
+        else:
+            return None
+        return declared | set(self.keys) | set(self.partition or {})
 
     def run(self, table: DeltaTable, attempt: int) -> UpsertResult:
-        """Merges into the snapshot ``table`` holds, or finds the batch already in it.
+        """Merges into the snapshot ``table`` holds.
 
-        Everything is read from that snapshot: the schema, the before-counts and the
-        application transactions, so a retry after a conflict starts from the new truth.
+        Everything is read from that snapshot: the schema, the before-counts (and, for a
+        snapshot load, the partition's keys), so a retry after a conflict starts from the new
+        truth. No record of earlier batches is consulted: the batch is always merged.
         """
         if self.partition:
             _check_partitioning(table, self.partition)
         table_schema = pa.schema(table.schema().to_arrow())
-        source, added = conform_evolving(
-            self.source, table_schema, evolve=self.evolve_schema, control=(OP_COLUMN,)
+        source, added, filled = conform_evolving(
+            self.source,
+            table_schema,
+            evolve=self.evolve_schema,
+            control=(OP_COLUMN,),
+            required=self._required(table_schema),
         )
         before = snapshot_counts(table, self.partition)
+        absent = 0
+        if self.snapshot and self.partition:
+            source, absent = snapshot_tombstones(table, source, self.keys, self.partition)
 
-        state = None
         metadata = {**self.commit_metadata, ATTEMPT_KEY: attempt}
+        transactions = None
         if self.app_id is not None:
-            identity = batch_identity(source, self.keys, snapshot=self.snapshot)
-            state = read_transaction_state(table, self.app_id, identity)
-            if state.already_applied:
-                return _already_applied(
-                    self.table_uri,
-                    self.partition,
-                    source,
-                    before,
-                    attempt,
-                    state,
-                    snapshot=self.snapshot,
-                    schema=table_schema,
-                )
-            metadata |= {APP_ID_KEY: state.app_id, BATCH_ID_KEY: state.batch_id}
-
+            metadata[APP_ID_KEY] = self.app_id
+            transactions = [scope_transaction(self.app_id, before.version)]
         merger = table.merge(
             source,
             predicate=self.predicate,
@@ -135,21 +149,18 @@ class _Merge:
             commit_properties=CommitProperties(
                 custom_metadata=metadata,
                 max_commit_retries=self.max_commit_retries,
-                app_transactions=state.transactions() if state else None,
+                app_transactions=transactions,
             ),
         )
-        metrics = self._clauses(merger, table_schema, source, added).execute()
+        metrics = self._clauses(merger, source, added).execute()
         after = snapshot_counts(table, self.partition)
 
-        transaction_version = None
-        if state is not None:
-            committed = after.version != before.version
-            transaction_version = state.next_version if committed else state.scope_version
-        source_rows = int(metrics["num_source_rows"])
+        source_rows = int(metrics["num_source_rows"]) - absent
         inserted = int(metrics["num_target_rows_inserted"])
         updated = int(metrics["num_target_rows_updated"])
         deleted = int(metrics["num_target_rows_deleted"])
         deleted_from_source = 0 if self.snapshot else deleted
+        committed = after.version != before.version
         return UpsertResult(
             table_uri=self.table_uri,
             partition=dict(self.partition) if self.partition else None,
@@ -171,23 +182,22 @@ class _Merge:
             scan_time_ms=int(metrics["scan_time_ms"]),
             rewrite_time_ms=int(metrics["rewrite_time_ms"]),
             commit_attempts=attempt,
-            app_id=state.app_id if state else None,
-            batch_id=state.batch_id if state else None,
-            transaction_version=transaction_version,
+            app_id=self.app_id,
             snapshot=self.snapshot,
-            tombstones=tombstones(source),
-            columns_added=added if after.version != before.version else (),
-            schema=pa.schema(table.schema().to_arrow()),
+            tombstones=tombstones(self.source),
+            columns_added=added if committed else (),
+            columns_filled=filled,
+            schema=pa.schema(table.schema().to_arrow()) if committed else table_schema,
         )
 
     def _clauses(
-        self, merger: TableMerger, table_schema: pa.Schema, source: pa.Table, added: tuple[str, ...]
+        self, merger: TableMerger, source: pa.Table, added: tuple[str, ...]
     ) -> TableMerger:
         """The merge's clauses, in the order delta-rs tries them for each row.
 
-        Matched tombstones delete; other matched rows update only when a column really changed
-        (or a new column has a value); unmatched rows insert unless they are tombstones; in
-        snapshot mode, target rows of the partition that the batch lacks are deleted.
+        Matched tombstones delete (in snapshot mode, the tombstones of the partition's keys
+        that the batch lacks); other matched rows update only when a column really changed (or
+        a new column has a value); unmatched rows insert unless they are tombstones.
         """
         has_op = OP_COLUMN in source.column_names
         columns = [name for name in source.column_names if name != OP_COLUMN]
@@ -206,58 +216,10 @@ class _Merge:
             merger = merger.when_matched_update(
                 updates={name: column(SOURCE_ALIAS, name) for name in values}, predicate=change
             )
-        merger = merger.when_not_matched_insert(
+        return merger.when_not_matched_insert(
             updates={name: column(SOURCE_ALIAS, name) for name in columns},
             predicate=upsert_rows_predicate(OP_COLUMN, DELETE_OP) if has_op else None,
         )
-        if self.snapshot and self.partition:
-            merger = merger.when_not_matched_by_source_delete(
-                predicate=scope_predicate(self.partition)
-            )
-        return merger
-
-
-def _already_applied(
-    table_uri: str,
-    partition: Mapping[str, PartitionValue] | None,
-    source: pa.Table,
-    counts: RowCounts,
-    attempt: int,
-    state: TransactionState,
-    *,
-    snapshot: bool,
-    schema: pa.Schema,
-) -> UpsertResult:
-    """The result of a batch the log says is already in: nothing merged, every row unchanged."""
-    return UpsertResult(
-        table_uri=table_uri,
-        partition=dict(partition) if partition else None,
-        source_rows=source.num_rows,
-        inserted=0,
-        updated=0,
-        deleted=0,
-        copied=0,
-        unchanged=source.num_rows,
-        read_version=counts.version,
-        version=counts.version,
-        before=counts,
-        after=counts,
-        files_added=0,
-        files_removed=0,
-        files_scanned=0,
-        files_skipped=0,
-        execution_time_ms=0,
-        scan_time_ms=0,
-        rewrite_time_ms=0,
-        commit_attempts=attempt,
-        already_applied=True,
-        app_id=state.app_id,
-        batch_id=state.batch_id,
-        transaction_version=state.scope_version,
-        snapshot=snapshot,
-        tombstones=tombstones(source),
-        schema=schema,
-    )
 
 
 def upsert(
@@ -275,6 +237,7 @@ def upsert(
     snapshot: bool = False,
     allow_empty_snapshot: bool = False,
     evolve_schema: bool = False,
+    required_columns: Sequence[str] | None = None,
 ) -> UpsertResult:
     """MERGEs ``batch`` into the Delta table at ``table_uri`` and reports what the commit did.
 
@@ -284,16 +247,21 @@ def upsert(
     partition, which is neither read nor rewritten. The batch is validated in memory first; a
     refused batch leaves the table exactly as it was.
 
-    Every count comes from the merge's metrics or from ``numRecords`` in the add actions of the
-    snapshots before and after the commit, which the ``DeltaTable`` holds in memory. No data file
-    is read to count.
+    Every count comes from the merge's metrics or from the log of the snapshots before and after
+    the commit (``numRecords`` minus deletion vectors, see ``snapshot_counts``). No data file is
+    read to count.
+
+    Re-runs: a batch is merged every time it is sent, so sending a partition's batch again
+    converges the partition to it and the counts say what that took: 0 inserted and 0 updated
+    (no commit) if it is all in, or the rows deleted out of band since reported as inserted,
+    the values changed since as updated. Nothing in the log (application transactions, batch
+    ids) ever stops a merge.
 
     Concurrency: when another writer's commit conflicts with this merge's (it changed the same
     partition), the table is reloaded and the merge run again on the new snapshot, its
     before-counts re-read, up to ``retry.max_attempts`` times with jittered backoff
-    (``UpsertResult.commit_attempts``). Idempotency: each commit records the merge scope's and the
-    batch's application transactions (see ``upsert_pipeline.delta.transactions``); a batch that
-    is the last one committed to its scope is not merged again and reports ``already_applied``.
+    (``UpsertResult.commit_attempts``). Only commit conflicts are retried; a table whose
+    protocol needs a feature delta-rs cannot write fails at once.
 
     Args:
         table_uri: The Delta table; created on first write, partitioned by ``partition``'s columns.
@@ -303,7 +271,9 @@ def upsert(
         storage_options: Options for the object store, passed to delta-rs.
         commit_metadata: Extra ``commitInfo`` entries written with the commit.
         retry: How often and how patiently to re-run a merge whose commit conflicted.
-        idempotent: Record and honour application transactions (on by default).
+        idempotent: Record the merge scope's application transaction with each commit (on by
+            default; see ``upsert_pipeline.delta.transactions``): lineage, and two concurrent
+            merges of one scope then conflict. It never makes a batch be skipped.
         app_id: The merge scope's application id; by default
             ``upsert_pipeline:<table folder>:<partition>`` (``app_id_for``). It must name the
             merge's scope, never a narrower one.
@@ -313,7 +283,14 @@ def upsert(
             rows whose key the batch lacks are deleted (other partitions are never touched).
         allow_empty_snapshot: Let an empty snapshot delete its whole partition.
         evolve_schema: Add the batch's columns that the table lacks (nullable) in the same
-            commit; without it such a column is refused.
+            commit; without it such a column is refused. With it, a batch may also lack a
+            nullable column the table gained that way (a backfill of a day before the column
+            came): the column is null in its rows.
+        required_columns: The columns every batch must carry, such as a feed's declared
+            schema; keys and partition columns always are. A nullable table column outside
+            them that the batch lacks (gained by schema evolution) is null in its rows. By
+            default (``None``): every not-null column with ``evolve_schema``, since a table
+            that evolves may have gained any nullable one; every column of the table without.
 
     A batch may carry the control column ``_op`` (see ``upsert_pipeline.delta.operations``):
     ``'D'`` deletes the row with that key, anything else upserts it; ``_op`` is never written.
@@ -322,7 +299,9 @@ def upsert(
         The commit's counts, versions and merge metrics.
 
     Raises:
-        UpsertError: The batch was refused (a subclass names why); nothing was written.
+        UpsertError: The batch was refused (a subclass names why); nothing was written, and a
+            refused first batch creates no table.
+        UnsupportedTableFeatureError: The table requires a feature delta-rs cannot write.
         CommitRetriesExhaustedError: Every attempt conflicted with a concurrent commit.
 
     Example:
@@ -338,7 +317,11 @@ def upsert(
     for name in source.column_names:
         check_identifier(name)
     check_typed(source, ignore=(OP_COLUMN,))
+    check_storable(source, ignore=(OP_COLUMN,))
     check_keys(source, keys)
+    missing = [name for name in required_columns or () if name not in source.column_names]
+    if missing:
+        raise MissingColumnError(f"batch lacks required column(s) {missing}")
     if partition:
         check_partition_values(partition)
         check_partition(source, partition)
@@ -356,6 +339,7 @@ def upsert(
         max_commit_retries=policy.max_commit_retries,
         snapshot=snapshot,
         evolve_schema=evolve_schema,
+        required_columns=None if required_columns is None else frozenset(required_columns),
     )
 
     options = dict(storage_options) if storage_options else None
@@ -368,6 +352,11 @@ def upsert(
         try:
             return merge.run(table, attempt)
         except Exception as error:
+            if is_unsupported_table_feature(error):
+                raise UnsupportedTableFeatureError(
+                    f"{table_uri} requires a table feature delta-rs cannot write; nothing was "
+                    f"written: {error}"
+                ) from error
             if not is_commit_conflict(error):
                 raise
             if attempt == policy.max_attempts:

@@ -4,14 +4,21 @@ A batch may carry the control column ``_op``: a row whose ``_op`` is ``'D'`` del
 its key; any other value, or null, upserts it. ``_op`` is never written to the table. In snapshot
 mode the batch is the complete truth for its partition: rows of the partition whose key it lacks
 are deleted, and it carries no tombstones.
+
+A snapshot is merged as an ordinary upsert plus one tombstone for each key of the partition that
+the batch lacks (``snapshot_tombstones``), not with ``when_not_matched_by_source_delete``: delta-rs
+1.6.6 plans a merge that has a not-matched-by-source clause without its early partition filter
+(whatever literals the predicates carry), so it scanned every partition's files, where tombstones
+keep the merge pruned to the one partition it loads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import DeltaTable, QueryBuilder
 
 from upsert_pipeline.delta.errors import (
     ColumnTypeError,
@@ -19,6 +26,7 @@ from upsert_pipeline.delta.errors import (
     SnapshotScopeError,
     TombstoneInSnapshotError,
 )
+from upsert_pipeline.delta.predicates import keys_query
 from upsert_pipeline.delta.result import PartitionValue
 
 OP_COLUMN = "_op"
@@ -81,3 +89,57 @@ def check_snapshot(
             f"empty snapshot of partition {dict(partition)} would delete all its rows; "
             "pass allow_empty_snapshot=True if that is meant"
         )
+
+
+_TARGET = "target"
+
+
+def snapshot_tombstones(
+    table: DeltaTable,
+    batch: pa.Table,
+    keys: Sequence[str],
+    partition: Mapping[str, PartitionValue],
+) -> tuple[pa.Table, int]:
+    """``batch`` with ``_op`` tombstones added for the partition's keys that it lacks.
+
+    The partition's keys are read from the snapshot ``table`` holds (its key columns only, of
+    that partition's files only; rows removed by deletion vectors are not returned). A merge of
+    the result deletes exactly the rows a snapshot load must delete, in the same commit as its
+    inserts and updates. If another writer changes the partition meanwhile, the merge's commit
+    conflicts and is re-run on the new snapshot, keys read again.
+
+    Args:
+        table: The snapshot the merge runs on.
+        batch: The snapshot batch, conformed to the table's schema; no ``_op`` column.
+        keys: The merge keys.
+        partition: The one partition the snapshot loads.
+
+    Returns:
+        The batch (``_op`` null) followed by the tombstones (``_op = 'D'``, keys and partition
+        values set, every other column null), and how many tombstones were added.
+    """
+    reader = QueryBuilder().register(_TARGET, table).execute(keys_query(_TARGET, keys, partition))
+    existing = pa.table(reader)
+    key_types = [batch.schema.field(key).type for key in keys]
+    existing = pa.table(
+        [
+            existing.column(key).cast(key_type)
+            for key, key_type in zip(keys, key_types, strict=True)
+        ],
+        names=list(keys),
+    )
+    absent = existing.join(batch.select(list(keys)), list(keys), join_type="left anti")
+    count = absent.num_rows
+    columns = []
+    for field in batch.schema:
+        if field.name in keys:
+            columns.append(absent.column(field.name).combine_chunks())
+        elif field.name in partition:
+            columns.append(pa.array([partition[field.name]] * count).cast(field.type))
+        else:
+            columns.append(pa.nulls(count, field.type))
+    tombstone_rows = pa.Table.from_arrays(columns, schema=batch.schema)
+    op = pa.field(OP_COLUMN, pa.string())
+    merged = pa.concat_tables([batch, tombstone_rows])
+    ops = pa.array([None] * batch.num_rows + [DELETE_OP] * count, pa.string())
+    return merged.append_column(op, ops), count

@@ -117,3 +117,17 @@ def upsert_rows_predicate(op_column: str, delete_op: str) -> str:
 def tombstone_predicate(op_column: str, delete_op: str) -> str:
     """True for source rows that are tombstones."""
     return f"{column(SOURCE_ALIAS, op_column)} = {literal(delete_op)}"
+
+
+def keys_query(table: str, keys: Iterable[str], partition: Mapping[str, PartitionValue]) -> str:
+    """SQL selecting the keys of one partition's rows, the partition given by literals.
+
+    Example:
+        >>> keys_query("target", ["order_id"], {"order_date": "2026-11-02"})
+        'SELECT "order_id" FROM "target" WHERE "order_date" = \\'2026-11-02\\''
+    """
+    selected = ", ".join(f'"{check_identifier(key)}"' for key in keys)
+    scope = " AND ".join(
+        f'"{check_identifier(name)}" = {literal(value)}' for name, value in partition.items()
+    )
+    return f'SELECT {selected} FROM "{check_identifier(table)}" WHERE {scope}'

@@ -14,10 +14,11 @@ PartitionValue = str | int | dt.date
 
 @dataclass(frozen=True, kw_only=True)
 class RowCounts:
-    """Row counts of one table version, summed from ``numRecords`` of its add actions.
+    """Row counts of one table version: ``numRecords`` of its add actions minus deletion vectors.
 
-    A count is ``None`` (unknown) when any data file it covers carries no ``numRecords`` stat:
-    it is never estimated and never replaced by a scan.
+    A count is ``None`` (unknown) when any data file it covers carries no ``numRecords`` stat, or
+    the table's deletion vectors cannot be read: it is never estimated and never replaced by a
+    scan.
 
     Attributes:
         version: The table version the counts describe.
@@ -67,17 +68,14 @@ class UpsertResult:
         rewrite_time_ms: Time spent rewriting files, as delta-rs reported it.
         commit_attempts: How many times the merge ran: 1, plus one per commit conflict that made
             it reload the table and merge again (each time with before-counts re-read).
-        already_applied: The batch was the last one committed to its scope (its application
-            transaction says so): no merge ran, nothing was written, and every row counts as
-            unchanged.
-        app_id: The Delta application id of the merge scope, or ``None`` without idempotency.
-        batch_id: The batch's content identity (SHA-256), or ``None`` without idempotency.
-        transaction_version: The scope's application transaction version after the upsert:
-            how many batches have changed the scope; ``None`` if none has (or no idempotency).
+        app_id: The Delta application id of the merge scope recorded with the commit, or
+            ``None`` when none is recorded.
         snapshot: The batch was loaded as the complete truth of its partition: ``deleted``
             counts the partition's rows whose key it lacked.
         tombstones: Source rows with ``_op = 'D'``.
         columns_added: Columns the merge added to the table (schema evolution).
+        columns_filled: Nullable table columns the batch lacked (gained by schema evolution
+            after the batch's day), written as null in its rows.
         schema: The table's schema after the upsert, or ``None`` if not read.
     """
 
@@ -101,13 +99,11 @@ class UpsertResult:
     scan_time_ms: int
     rewrite_time_ms: int
     commit_attempts: int = 1
-    already_applied: bool = False
     app_id: str | None = None
-    batch_id: str | None = None
-    transaction_version: int | None = None
     snapshot: bool = False
     tombstones: int = 0
     columns_added: tuple[str, ...] = ()
+    columns_filled: tuple[str, ...] = ()
     schema: pa.Schema | None = None
 
     @property

@@ -18,29 +18,57 @@ from dataclasses import dataclass
 
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-# CommitFailedError messages of delta-rs that no retry can fix (the table forbids the commit).
-_PERMANENT_COMMIT_FAILURES = (
-    "append-only",
-    "Unsupported reader features",
-    "Unsupported writer features",
-    "features must be specified",
-    "serializing commit log",
+# delta-rs (python/src/error.rs) raises every ``TransactionError`` of a commit as one Python type,
+# ``CommitFailedError``, with the Rust variant's text as its message; the type alone cannot tell
+# a lost race from a table that forbids the commit. So the type is checked first and then the
+# variant, by the fixed text each variant's message starts with:
+_CONFLICTS = (
+    # TransactionError::CommitConflict (ConcurrentAppend, ConcurrentDeleteRead,
+    # ConcurrentTransaction, ...) and ::MaxCommitAttempts: another writer committed first.
+    "Failed to commit transaction:",
+    # CommitConflictError::ProtocolChanged / MetadataChanged, raised bare when writers race to
+    # create a table.
+    "Protocol changed since last commit",
+    "Metadata changed since last commit",
 )
-# Raised (as a plain DeltaError) when two writers race to write version 0 of a new table.
+# TransactionError::UnsupportedTableFeatures / UnsupportedReaderFeatures /
+# UnsupportedWriterFeatures: the table's protocol requires a feature this delta-rs cannot write.
+_UNSUPPORTED_FEATURES = (
+    "Unsupported table features required",
+    "Unsupported reader features required",
+    "Unsupported writer features required",
+)
+# TransactionError::VersionAlreadyExists, raised (as a plain DeltaError) when two writers race to
+# write version 0 of a new table.
 _VERSION_TAKEN = "Tried committing existing table version"
 
 
 def is_commit_conflict(error: BaseException) -> bool:
     """Whether ``error`` means another writer committed first, so re-running the merge may succeed.
 
+    Only a commit conflict is: every other ``CommitFailedError`` (an append-only table, an
+    unsupported table feature, a log that cannot be written) fails the same way however often
+    it is retried.
+
     Example:
         >>> is_commit_conflict(CommitFailedError("Failed to commit transaction: ..."))
         True
     """
     if isinstance(error, CommitFailedError):
-        message = str(error)
-        return not any(marker in message for marker in _PERMANENT_COMMIT_FAILURES)
-    return isinstance(error, DeltaError) and _VERSION_TAKEN in str(error)
+        return str(error).startswith(_CONFLICTS)
+    return isinstance(error, DeltaError) and str(error).startswith(_VERSION_TAKEN)
+
+
+def is_unsupported_table_feature(error: BaseException) -> bool:
+    """Whether ``error`` is delta-rs refusing to commit to a table whose features it lacks.
+
+    Example:
+        >>> is_unsupported_table_feature(
+        ...     CommitFailedError("Unsupported table features required: [RowTracking]")
+        ... )
+        True
+    """
+    return isinstance(error, CommitFailedError) and str(error).startswith(_UNSUPPORTED_FEATURES)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,10 +6,11 @@ All of them look at the batch in memory; none reads the table's data.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from deltalake import Schema as DeltaSchema
 
 from upsert_pipeline.delta.errors import (
     ColumnTypeError,
@@ -82,6 +83,10 @@ def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
 def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
     """Refuses null keys and keys that occur more than once in the batch.
 
+    The exact uniqueness test is one hash pass: ``pc.unique`` of a single key column, a
+    group-by of several; the group-by that names a sample of the repeated keys runs only once a
+    repeat is known.
+
     Raises:
         NullKeyError: A key column holds a null.
         DuplicateKeyError: Several rows share a key; a sample of them is named.
@@ -94,13 +99,17 @@ def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
         nulls = batch.column(key).null_count
         if nulls:
             raise NullKeyError(f"key column {key!r} holds {nulls} null(s)")
+    if len(keys) == 1:
+        if len(pc.unique(batch.column(keys[0]))) == batch.num_rows:
+            return
     counts = batch.group_by(list(keys)).aggregate([([], "count_all")])
+    if counts.num_rows == batch.num_rows:
+        return
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
-    if repeated.num_rows:
-        sample = repeated.slice(0, _SAMPLE).to_pylist()
-        raise DuplicateKeyError(
-            f"{repeated.num_rows} key(s) occur more than once in the batch, e.g. {sample}"
-        )
+    sample = repeated.slice(0, _SAMPLE).to_pylist()
+    raise DuplicateKeyError(
+        f"{repeated.num_rows} key(s) occur more than once in the batch, e.g. {sample}"
+    )
 
 
 def check_partition_values(partition: Mapping[str, PartitionValue]) -> None:
@@ -170,22 +179,74 @@ def check_typed(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
         raise ColumnTypeError(f"column(s) {untyped} hold only nulls and have no type")
 
 
+def _delta_types(schema: pa.Schema) -> list[str]:
+    """The Arrow type (as text) delta-rs gives each field of a table created from ``schema``."""
+    try:
+        stored = pa.schema(DeltaSchema.from_arrow(schema).to_arrow())
+    except Exception:  # some field has no Delta Lake type (delta-rs raises a bare Exception)
+        if len(schema) == 1:
+            return ["no Delta Lake type"]
+        return [text for field in schema for text in _delta_types(pa.schema([field]))]
+    return [str(field.type) for field in stored]
+
+
+def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
+    """Refuses what a Delta table created from ``batch`` would store otherwise than it is sent.
+
+    Delta Lake has no unsigned integers, half floats or nanosecond-less timestamp units of its
+    own: delta-rs would create the table with another type (``uint32`` becomes ``int32``) and
+    the batch would then not fit the table it has just created. Checked before anything is
+    written, so a refused first batch leaves no table behind.
+
+    Raises:
+        ColumnTypeError: A column's type is not stored by Delta Lake as it is.
+        NullValueError: A column the batch declares not null holds a null.
+    """
+    fields = [field for field in batch.schema if field.name not in ignore]
+    wanted = pa.schema([field.with_type(storage_type(field.type)) for field in fields])
+    wrong = [
+        f"{field.name}: {field.type} ({stored})"
+        for field, stored in zip(fields, _delta_types(wanted), strict=True)
+        if stored != str(storage_type(field.type))
+    ]
+    if wrong:
+        raise ColumnTypeError(
+            "batch column(s) that Delta Lake would not store as sent: " + "; ".join(wrong)
+        )
+    nulls = [
+        f"{field.name} ({batch.column(field.name).null_count})"
+        for field in fields
+        if not field.nullable and batch.column(field.name).null_count
+    ]
+    if nulls:
+        raise NullValueError("null(s) in column(s) declared not null: " + ", ".join(nulls))
+
+
 def conform_evolving(
-    batch: pa.Table, schema: pa.Schema, *, evolve: bool, control: Sequence[str] = ()
-) -> tuple[pa.Table, tuple[str, ...]]:
+    batch: pa.Table,
+    schema: pa.Schema,
+    *,
+    evolve: bool,
+    control: Sequence[str] = (),
+    required: Collection[str] | None = None,
+) -> tuple[pa.Table, tuple[str, ...], tuple[str, ...]]:
     """Conforms ``batch`` to the table's ``schema``, keeping columns new to the table if ``evolve``.
 
-    The table's columns must all be present with their types (see ``conform``); new columns
-    follow them, nullable, in the batch's order; ``control`` columns (such as ``_op``) follow
-    last, as they are.
+    The ``required`` columns of ``schema`` (all of them when ``None``) must be present with
+    their types (see ``conform``); a nullable column outside ``required`` that the batch lacks
+    (one the table gained by schema evolution after the batch's day) is filled with nulls. New
+    columns follow the table's, nullable, in the batch's order; ``control`` columns (such as
+    ``_op``) follow last, as they are.
 
     Returns:
-        The conformed batch and the names of the columns new to the table.
+        The conformed batch, the names of the columns new to the table, and the names of the
+        columns filled with nulls.
 
     Raises:
         InvalidIdentifierError: A column name is not a plain identifier.
         UnexpectedColumnError: A new column without ``evolve``.
-        MissingColumnError, ColumnTypeError, NullValueError: As ``conform``.
+        MissingColumnError: A required column (or a not-null one) is absent.
+        ColumnTypeError, NullValueError: As ``conform``.
     """
     for name in batch.column_names:
         check_identifier(name)
@@ -193,9 +254,22 @@ def conform_evolving(
     added = tuple(name for name in data_names if name not in schema.names)
     if added and not evolve:
         raise UnexpectedColumnError(f"batch has column(s) {list(added)} that the table lacks")
-    conformed = conform(batch.select([n for n in data_names if n not in added]), schema)
+    filled = tuple(
+        field.name
+        for field in schema
+        if field.name not in batch.column_names
+        and field.nullable
+        and required is not None
+        and field.name not in required
+    )
+    present = batch.select([n for n in data_names if n not in added])
+    for name in filled:
+        present = present.append_column(
+            schema.field(name), pa.nulls(batch.num_rows, schema.field(name).type)
+        )
+    conformed = conform(present, schema)
     for name in (*added, *(n for n in control if n in batch.column_names)):
         values = batch.column(name)
         data_type = storage_type(values.type)
         conformed = conformed.append_column(pa.field(name, data_type), values.cast(data_type))
-    return conformed, added
+    return conformed, added, filled
