@@ -60,7 +60,6 @@ def test_an_identical_batch_updates_nothing_and_writes_no_version(table_uri):
     assert _counts(result) == (0, 0, 0, 8)
     assert (result.read_version, result.version) == (version, version)
     assert not result.committed
-    assert not result.already_applied
     assert (result.files_added, result.files_removed) == (0, 0)
     assert DeltaTable(table_uri).version() == version
     assert _rows(table_uri) == stored
