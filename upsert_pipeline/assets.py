@@ -76,6 +76,7 @@ def build_upsert_asset(feed: Feed) -> dg.AssetsDefinition:
             snapshot=config.snapshot,
             allow_empty_snapshot=config.allow_empty_snapshot,
             evolve_schema=feed.evolve_schema,
+            required_columns=feed.schema.names,
         )
         context.log.info(
             f"{feed.name} {context.partition_key}: {result.inserted} inserted, {result.updated} "

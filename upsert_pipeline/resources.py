@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -87,8 +87,9 @@ class DeltaMergeResource(_AllowListedResource):
     )
     idempotent: bool = Field(
         default=True,
-        description="Record each batch as a Delta application transaction and skip a batch "
-        "that is already the last one committed to its partition.",
+        description="Record each commit's partition as a Delta application transaction "
+        "(lineage; concurrent merges of one partition then conflict and are retried). It never "
+        "skips a batch: a re-run always merges and converges the partition to its batch.",
     )
 
     def retry_policy(self) -> RetryPolicy:
@@ -123,6 +124,7 @@ class DeltaMergeResource(_AllowListedResource):
         snapshot: bool = False,
         allow_empty_snapshot: bool = False,
         evolve_schema: bool = False,
+        required_columns: Sequence[str] | None = None,
     ) -> UpsertResult:
         """Upserts ``batch`` into ``table``; see ``upsert_pipeline.delta.upsert``.
 
@@ -144,6 +146,7 @@ class DeltaMergeResource(_AllowListedResource):
             snapshot=snapshot,
             allow_empty_snapshot=allow_empty_snapshot,
             evolve_schema=evolve_schema,
+            required_columns=required_columns,
         )
 
     def row_counts(

@@ -4,6 +4,7 @@ import datetime as dt
 import shutil
 
 import dagster as dg
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -187,3 +188,73 @@ def test_a_batch_with_a_new_column_evolves_the_table_and_says_so(resources, land
         assert "channel" in [c.name for c in metadata["dagster/column_schema"].columns]
         assert metadata["upsert/rows_updated"] == pc.count(channel).as_py()
         assert metadata["upsert/rows_inserted"] == 0
+
+
+def test_rematerializing_after_an_out_of_band_delete_repairs_the_partition(
+    resources, tmp_path, landing_dir
+):
+    table_uri = str(tmp_path / "lake" / "orders")
+    day = dt.date(2026, 11, 2)
+    with dg.instance_for_test() as instance:
+        dg.materialize([orders], partition_key="2026-11-02", resources=resources, instance=instance)
+        landed = pq.read_table(landing_dir / "orders" / "2026-11-02.parquet").num_rows
+        doomed = sorted(
+            pq.read_table(landing_dir / "orders" / "2026-11-02.parquet")["order_id"].to_pylist()
+        )[:50]
+        DeltaTable(table_uri).delete(f"order_id IN ({', '.join(map(str, doomed))})")
+        assert scan_rows(table_uri, day) == landed - 50
+
+        dg.materialize([orders], partition_key="2026-11-02", resources=resources, instance=instance)
+
+        metadata = _latest_metadata(instance, "orders", "2026-11-02")
+        assert metadata["upsert/rows_inserted"] == 50
+        assert metadata["upsert/rows_unchanged"] == landed - 50
+        assert metadata["upsert/partition_rows_before"] == landed - 50
+        assert metadata["dagster/partition_row_count"] == landed == scan_rows(table_uri, day)
+        assert "upsert/already_applied" not in metadata
+
+
+def test_a_backfill_of_a_day_before_a_new_column_loads_with_nulls(resources, landing_dir, tmp_path):
+    with dg.instance_for_test() as instance:
+        path = landing_dir / "orders" / "2026-11-03.parquet"
+        batch = pq.read_table(path)
+        pq.write_table(batch.append_column("channel", pa.array(["web"] * batch.num_rows)), path)
+        dg.materialize([orders], partition_key="2026-11-03", resources=resources, instance=instance)
+
+        # The day before the feed gained `channel`, materialized afterwards: a backfill.
+        result = dg.materialize(
+            [orders], partition_key="2026-11-01", resources=resources, instance=instance
+        )
+
+        assert result.success
+        metadata = _latest_metadata(instance, "orders", "2026-11-01")
+        assert metadata["upsert/rows_inserted"] == metadata["upsert/source_rows"] > 0
+        frame = pl.read_delta(str(tmp_path / "lake" / "orders"))
+        backfilled = frame.filter(pl.col("order_date") == dt.date(2026, 11, 1))
+        assert (
+            backfilled["channel"].null_count()
+            == backfilled.height
+            == metadata["upsert/source_rows"]
+        )
+
+
+def test_a_refused_first_materialization_leaves_no_table(resources, landing_dir, tmp_path):
+    path = landing_dir / "orders" / "2026-11-02.parquet"
+    batch = pq.read_table(path)
+    index = batch.column_names.index("customer_id")
+    pq.write_table(
+        batch.set_column(index, "customer_id", batch["customer_id"].cast(pa.uint32())), path
+    )
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [orders],
+            partition_key="2026-11-02",
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+        )
+
+    assert not result.success
+    failure = result.failure_data_for_node("orders")
+    assert failure is not None and "ColumnTypeError" in failure.error.cause.cls_name
+    assert not (tmp_path / "lake" / "orders" / "_delta_log").exists()

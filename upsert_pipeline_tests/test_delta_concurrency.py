@@ -174,7 +174,7 @@ def test_eight_partitions_merged_concurrently_for_twenty_rounds_lose_no_row(tmp_
             assert (result.inserted, result.updated, result.deleted) == (ROWS, expected_updated, 0)
             assert result.unchanged == (ROWS // 2 if round_ else 0)
             assert result.partition_rows == (round_ + 1) * ROWS
-            assert result.committed and not result.already_applied
+            assert result.committed
             _assert_reconciles_with_the_log(uri, result)
             commits[result.version] = result
     # Every merge landed at its own version: none lost, none overwritten.
@@ -188,10 +188,16 @@ def test_eight_partitions_merged_concurrently_for_twenty_rounds_lose_no_row(tmp_
         result = commits[entry["version"]]
         assert entry["operationMetrics"]["num_target_rows_inserted"] == result.inserted
         assert entry["operationMetrics"]["num_target_rows_updated"] == result.updated
-        assert entry["upsert_pipeline.batch_id"] == result.batch_id
+        assert entry["upsert_pipeline.app_id"] == result.app_id
+    last_commit = {}
+    for result in commits.values():
+        app_id = app_id_for("orders", result.partition)
+        last_commit[app_id] = max(last_commit.get(app_id, -1), result.version)
     for partition in range(PARTITIONS):
         app_id = app_id_for("orders", {"order_date": _day(partition)})
-        assert table.transaction_version(app_id) == ROUNDS
+        # The scope's latest commit recorded the version it was planned for.
+        planned = next(r.read_version for r in commits.values() if r.version == last_commit[app_id])
+        assert table.transaction_version(app_id) == planned + 1
 
     frame = pl.read_delta(uri)
     assert frame.height == PARTITIONS * ROUNDS * ROWS
@@ -257,7 +263,7 @@ def _send_the_same_batch(uri: str, writer: int, round_: int) -> UpsertResult:
     return upsert(uri, batch, keys=["order_id"], partition={"order_date": DAY}, retry=WORKER_RETRY)
 
 
-def test_the_same_batch_sent_concurrently_is_applied_exactly_once(tmp_path):
+def test_the_same_batch_sent_concurrently_is_committed_exactly_once(tmp_path):
     uri = str(tmp_path / "orders")
     rounds = _run_rounds(uri, WRITERS, 3, _send_the_same_batch)
 
@@ -268,13 +274,12 @@ def test_the_same_batch_sent_concurrently_is_applied_exactly_once(tmp_path):
         assert applied[0].inserted == 50
         for result in results:
             if result is not applied[0]:
-                # Either it lost the commit race and its retry found the batch in, or it
-                # started after the commit; both report the batch as already applied.
-                assert result.already_applied
+                # Either it lost the commit race and its re-run merged on the new snapshot, or
+                # it started after the commit; both find every row in and change nothing.
+                assert not result.committed
                 assert (result.inserted, result.updated, result.unchanged) == (0, 0, 50)
                 assert result.version == round_
             assert result.partition_rows == 50 * round_
-            assert result.transaction_version == round_
     assert DeltaTable(uri).version() == 3
     assert scan_rows(uri, DAY) == 150
 
@@ -346,9 +351,13 @@ def test_concurrent_runs_of_the_orders_asset_lose_no_commit_and_no_row(tmp_path)
 
 
 def _interfere(monkeypatch, competitor, times: int) -> Counter[str]:
-    """Runs ``competitor`` right after the merge read its snapshot, on the first ``times`` runs."""
+    """Runs ``competitor`` right after the merge read its snapshot, on the first ``times`` runs.
+
+    The hook is the merge's first count of its snapshot (its before-counts): the competitor
+    commits between that read and the merge's own commit.
+    """
     calls: Counter[str] = Counter()
-    original = merge_module.read_transaction_state
+    original = merge_module.snapshot_counts
 
     def read_then_compete(*args, **kwargs):
         state = original(*args, **kwargs)
@@ -361,7 +370,7 @@ def _interfere(monkeypatch, competitor, times: int) -> Counter[str]:
                 calls["inside"] -= 1
         return state
 
-    monkeypatch.setattr(merge_module, "read_transaction_state", read_then_compete)
+    monkeypatch.setattr(merge_module, "snapshot_counts", read_then_compete)
     return calls
 
 

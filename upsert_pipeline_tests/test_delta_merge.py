@@ -17,6 +17,7 @@ from upsert_pipeline.delta import (
     InvalidIdentifierError,
     MissingColumnError,
     NullKeyError,
+    NullValueError,
     PartitionMismatchError,
     PartitionSpecError,
     UnexpectedColumnError,
@@ -196,10 +197,49 @@ def test_bad_batch_is_refused_by_name_and_leaves_the_version(table_uri, error, m
     assert scan_rows(table_uri) == 3
 
 
-def test_bad_first_batch_creates_no_table(table_uri):
-    with pytest.raises(DuplicateKeyError):
-        upsert(table_uri, order_batch([1, 1]), keys=["order_id"], partition=PARTITION)
-    assert not Path(table_uri).exists()
+FIRST_BATCHES_REFUSED = [
+    (DuplicateKeyError, lambda: order_batch([1, 1]), {}),
+    # Delta has no unsigned type: delta-rs would create an int32 column the batch then misfits.
+    (
+        ColumnTypeError,
+        lambda: order_batch([1]).set_column(2, "customer_id", pa.array([7], pa.uint32())),
+        {},
+    ),
+    (
+        ColumnTypeError,
+        lambda: order_batch([1]).append_column("ratio", pa.array([0.5], pa.float16())),
+        {},
+    ),
+    (
+        NullValueError,
+        lambda: (
+            order_batch([1, 2])
+            .set_column(0, pa.field("order_id", pa.int64(), nullable=False), pa.array([1, 2]))
+            .set_column(
+                1, pa.field("order_date", pa.date32(), nullable=False), pa.array([DAY, None])
+            )
+        ),
+        {},
+    ),
+    (
+        MissingColumnError,
+        lambda: order_batch([1]).drop_columns(["status"]),
+        {"required_columns": ["order_id", "status"]},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("error", "make_batch", "options"),
+    FIRST_BATCHES_REFUSED,
+    ids=["duplicate-key", "uint32", "float16", "null-in-not-null", "declared-missing"],
+)
+def test_a_refused_first_batch_creates_no_table(tmp_path, error, make_batch, options):
+    uri = str(tmp_path / "lake" / "orders")
+    partition = None if error is NullValueError else PARTITION  # the null is in order_date
+    with pytest.raises(error):
+        upsert(uri, make_batch(), keys=["order_id"], partition=partition, **options)
+    assert not Path(uri).exists()
 
 
 def test_a_quote_in_a_partition_value_stays_a_literal(tmp_path):

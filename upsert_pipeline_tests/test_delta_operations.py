@@ -219,3 +219,111 @@ def test_schema_changes_that_cannot_be_merged_are_refused_by_name(
         upsert(two_days, make_batch(), keys=["order_id"], partition=PARTITION, evolve_schema=evolve)
     assert DeltaTable(two_days).version() == version
     assert "channel" not in DeltaTable(two_days).schema().to_arrow().names
+
+
+# backfills after schema evolution -------------------------------------------------------------
+
+
+@pytest.fixture
+def gained_channel(two_days):
+    """``two_days`` after a batch of DAY brought the new column ``channel``."""
+    batch = _with_channel(order_batch([1, 2]), ["web", "shop"])
+    upsert(two_days, batch, keys=["order_id"], partition=PARTITION, evolve_schema=True)
+    return two_days
+
+
+def test_a_backfill_without_a_gained_column_loads_with_nulls_there(gained_channel):
+    backfill = order_batch([4, 5, 6], day=OTHER_DAY, status="late")
+
+    result = upsert(
+        gained_channel,
+        backfill,
+        keys=["order_id"],
+        partition={"order_date": OTHER_DAY},
+        evolve_schema=True,
+        required_columns=ORDERS.schema.names,
+    )
+
+    assert (result.inserted, result.updated, result.columns_filled) == (3, 0, ("channel",))
+    day = pl.read_delta(gained_channel).filter(pl.col("order_date") == OTHER_DAY)
+    assert day.height == result.partition_rows == 6
+    assert day["channel"].null_count() == 6
+    assert set(day.filter(pl.col("order_id") >= 4)["status"]) == {"late"}
+
+
+def test_a_rerun_without_the_gained_column_converges_its_rows_to_null(gained_channel):
+    # The day's batch as it landed before the feed gained the column: rows 1 and 2 lose it.
+    result = upsert(
+        gained_channel,
+        order_batch([1, 2, 3]),
+        keys=["order_id"],
+        partition=PARTITION,
+        evolve_schema=True,
+    )
+
+    assert (result.updated, result.unchanged, result.inserted) == (2, 1, 0)
+    assert pl.read_delta(gained_channel)["channel"].null_count() == scan_rows(gained_channel) == 8
+
+
+@pytest.mark.parametrize(
+    ("missing", "options"),
+    [
+        ("status", {"evolve_schema": True, "required_columns": ORDERS.schema.names}),
+        ("order_id", {"evolve_schema": True}),
+        ("order_date", {"evolve_schema": True}),
+        ("channel", {"evolve_schema": False}),
+    ],
+    ids=["declared", "key", "partition", "gained-but-no-evolution"],
+)
+def test_a_batch_lacking_a_column_that_is_not_gained_is_refused(gained_channel, missing, options):
+    version = DeltaTable(gained_channel).version()
+    batch = order_batch([1])
+    if missing != "channel":
+        batch = _with_channel(batch, ["web"]).drop_columns([missing])
+
+    with pytest.raises(MissingColumnError, match=missing):
+        upsert(gained_channel, batch, keys=["order_id"], partition=PARTITION, **options)
+    assert DeltaTable(gained_channel).version() == version
+
+
+# snapshot loads stay in their partition -------------------------------------------------------
+
+
+def test_a_snapshot_scans_and_rewrites_only_its_partitions_files(table_uri):
+    days = [DAY + dt.timedelta(days=n) for n in range(5)]
+    for round_ in range(2):  # two files in every partition
+        for n, day in enumerate(days):
+            ids = range(100 * n + 10 * round_, 100 * n + 10 * round_ + 10)
+            upsert(
+                table_uri,
+                order_batch(ids, day=day),
+                keys=["order_id"],
+                partition={"order_date": day},
+            )
+    others_before = [_add_actions(table_uri, day) for day in days[1:]]
+
+    result = upsert(
+        table_uri,
+        order_batch(range(5, 25), status="paid"),  # 0-4 absent, 5-19 changed, 20-24 new
+        keys=["order_id"],
+        partition=PARTITION,
+        snapshot=True,
+    )
+
+    assert (result.deleted, result.updated, result.inserted, result.unchanged) == (5, 15, 5, 0)
+    assert result.source_rows == 20
+    assert result.before.partition_files == 2 and result.before.table_files == 10
+    assert (result.files_scanned, result.files_skipped) == (2, 8)
+    assert [_add_actions(table_uri, day) for day in days[1:]] == others_before
+    assert result.partition_rows == scan_rows(table_uri, DAY) == 20
+    assert result.table_rows == scan_rows(table_uri) == 100
+
+
+def test_a_snapshot_load_twice_changes_nothing_the_second_time(two_days):
+    batch = order_batch([2, 3, 8], status="paid")
+    upsert(two_days, batch, keys=["order_id"], partition=PARTITION, snapshot=True)
+
+    again = upsert(two_days, batch, keys=["order_id"], partition=PARTITION, snapshot=True)
+
+    assert (again.deleted, again.updated, again.inserted, again.unchanged) == (0, 0, 0, 3)
+    assert not again.committed
