@@ -73,3 +73,8 @@ bench: install ## Run the benchmarks (about an hour) and rewrite BENCHMARKS.md a
 .PHONY: clean
 clean: ## Remove the generated lake, landing data and dev instance
 	rm -rf data/lake data/landing $(DAGSTER_DEV_HOME)
+
+.PHONY: mutation
+mutation: install ## Mutation testing of the merge's core modules ([tool.mutmut]; ~30 min; not in `make test`)
+	$(RUN) mutmut run --max-children 2
+	$(RUN) mutmut results
