@@ -12,6 +12,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from deltalake.table import TableFeatures
 
 from upsert_pipeline.delta import read_row_counts, upsert
 from upsert_pipeline.delta.counts import snapshot_counts, uses_deletion_vectors
@@ -110,3 +111,17 @@ def test_counts_of_a_day_partition(tmp_path):
 
     assert (counts.partition_rows, counts.partition_files, counts.table_files) == (2, 2, 3)
     assert counts.files_without_stats == 0
+
+
+def test_a_table_with_deletion_vectors_enabled_but_none_written_counts_num_records(tmp_path):
+    # Databricks enables the feature on new tables; until a delete, no file has a vector.
+    uri = str(tmp_path / "enabled")
+    write_deltalake(uri, pa.table({"id": [1, 2, 3]}))
+    DeltaTable(uri).alter.add_feature(
+        TableFeatures.DeletionVectors, allow_protocol_versions_increase=True
+    )
+    assert uses_deletion_vectors(DeltaTable(uri))
+
+    assert read_row_counts(uri).table_rows == 3
+    result = upsert(uri, pa.table({"id": [3, 4]}), keys=["id"])
+    assert (result.before.table_rows, result.inserted, result.table_rows) == (3, 1, 4)
