@@ -141,3 +141,8 @@ bench-backfill-ui: install ## Time a 10-partition backfill of orders launched as
 .PHONY: clean
 clean: ## Remove the generated lake, landing data and dev instance
 	rm -rf data/lake data/landing $(DAGSTER_DEV_HOME)
+
+.PHONY: mutation
+mutation: install ## Mutation testing of the merge's core modules ([tool.mutmut]; ~30 min; not in `make test`)
+	$(RUN) mutmut run --max-children 2
+	$(RUN) mutmut results

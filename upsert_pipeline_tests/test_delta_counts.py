@@ -60,7 +60,16 @@ def test_snapshot_counts_use_the_snapshot_held_in_memory(two_day_table):
 
 # tables written by Spark and Databricks ------------------------------------------------------
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "delta-tables"
+_FIXTURES = Path("shared") / "fixtures" / "delta-tables"
+# <repo root>/../shared; found by walking up, so a copy of the tests (mutmut's mutants/) finds it.
+FIXTURES = next(
+    (
+        folder / _FIXTURES
+        for folder in Path(__file__).resolve().parents
+        if (folder / _FIXTURES).is_dir()
+    ),
+    Path(__file__).resolve().parents[1].parent / _FIXTURES,
+)
 TRUTHS = {"table-with-dv-small": 8, "cdf-table-with-cdc-and-dvs": 5, "delta-stats-optional": None}
 
 

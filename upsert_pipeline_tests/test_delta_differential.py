@@ -1,15 +1,17 @@
 """Differential test: every count the upsert reports equals what a polars scan of the table says.
 
-Random sequences of batches over a few partitions mix inserts, real changes, identical rows and
+Random sequences of steps over a few partitions mix inserts, real changes, identical rows and
 null transitions (NULL -> value, value -> NULL, NULL -> NULL), tombstones (``_op = 'D'``, for keys
 that exist and keys that do not), snapshot loads (the batch is the partition's whole truth; empty
-ones allowed explicitly) and a column added by schema evolution; they re-send earlier batches in
-another row order (a retried run): those must be recognised as already applied exactly when they
-are the last batch that changed their partition. After each upsert the table is scanned, and the
-expected counts are derived per key from that scan and the previous one (nothing but the upserts
-writes the table, so the previous step's scan is this step's "before").
+ones allowed explicitly), a column added by schema evolution and backfills after it (batches
+without the column, loaded with nulls there), re-sends of earlier batches in another row order
+(a retried run: always merged, never skipped), and deletes made outside the pipeline, often
+followed at once by a re-send of that partition's last batch, which must restore the deleted rows
+and report them as inserted. After each step the table is scanned, and the expected counts are
+derived per key from that scan and the previous one (the previous step's scan, taken after any
+out-of-band delete, is this step's "before").
 
-Sequences: 1000 when ``CI`` is set (profile ``differential-ci``), 150 otherwise
+Sequences: 250 when ``CI`` is set (profile ``differential-ci``; about 30 s of CPU), 100 otherwise
 (``differential``); ``HYPOTHESIS_PROFILE`` picks either explicitly.
 """
 
@@ -22,7 +24,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 from deltalake import DeltaTable
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from upsert_pipeline.delta import upsert
@@ -39,15 +41,17 @@ _PROFILE_SETTINGS: dict[str, Any] = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
     "print_blob": True,
 }
-settings.register_profile("differential-ci", max_examples=1000, **_PROFILE_SETTINGS)
-settings.register_profile("differential", max_examples=150, **_PROFILE_SETTINGS)
+settings.register_profile("differential-ci", max_examples=250, **_PROFILE_SETTINGS)
+settings.register_profile("differential", max_examples=100, **_PROFILE_SETTINGS)
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
     "differential-ci" if os.environ.get("CI") else "differential"
 )
 
 ADDED = "channel"
-"""The column a batch in ``evolve`` mode adds to the table; every later batch carries it."""
+"""The column a batch in ``evolve`` mode adds; later batches may lack it (backfills)."""
 MODES = ("upsert", "upsert", "upsert", "snapshot", "evolve")
+DECLARED = ORDERS.schema.names
+"""The feed's declared columns: every batch must carry them; ``channel`` is not one."""
 
 rows = st.fixed_dictionaries(
     {
@@ -59,13 +63,23 @@ rows = st.fixed_dictionaries(
         ADDED: st.sampled_from([None, "web", "shop"]),
     }
 )
+# (day, rows, mode, whether the batch carries the evolved column once the table has it).
 batches = st.tuples(
     st.sampled_from(DAYS),
     st.lists(rows, max_size=10, unique_by=lambda row: row["order_id"]),
     st.sampled_from(MODES),
+    st.sampled_from([True, False, False]),
+)
+# A DELETE outside the pipeline: (day, order ids, whether that day's last batch is re-sent next).
+deletes = st.tuples(
+    st.sampled_from(DAYS),
+    st.frozensets(st.integers(0, 12), min_size=1, max_size=6),
+    st.sampled_from([True, True, False]),
 )
 # An integer re-sends an earlier batch of the sequence (that index, modulo), rows reversed.
-steps = st.lists(st.one_of(batches, batches, st.integers(0, 7)), min_size=1, max_size=7)
+steps = st.lists(st.one_of(batches, batches, st.integers(0, 7), deletes), min_size=1, max_size=8)
+
+Sent = tuple[dt.date, list[dict[str, Any]], str, bool]
 
 
 def _batch(day: dt.date, rows: list[dict[str, Any]], *, added: bool, op: bool) -> pa.Table:
@@ -83,9 +97,13 @@ def _values(row: dict[str, Any], added: bool) -> tuple[Any, ...]:
     return tuple(row[c] for c in VALUE_COLUMNS) + ((row[ADDED],) if added else ())
 
 
+def _exists(uri: str) -> bool:
+    return os.path.isdir(os.path.join(uri, "_delta_log"))
+
+
 def _scan(uri: str, added: bool) -> dict[dt.date, dict[int, tuple[Any, ...]]]:
     """Every partition's rows by key, read from the data."""
-    if not os.path.isdir(os.path.join(uri, "_delta_log")):
+    if not _exists(uri):
         return {}
     scanned: dict[dt.date, dict[int, tuple[Any, ...]]] = {}
     for row in pl.read_delta(uri).to_dicts():
@@ -95,124 +113,167 @@ def _scan(uri: str, added: bool) -> dict[dt.date, dict[int, tuple[Any, ...]]]:
 
 def _has_added(uri: str) -> bool:
     """Whether the table (by its log) has the evolved column; False while there is no table."""
-    if not os.path.isdir(os.path.join(uri, "_delta_log")):
-        return False
-    return ADDED in DeltaTable(uri).schema().to_arrow().names
+    return _exists(uri) and ADDED in DeltaTable(uri).schema().to_arrow().names
 
 
-def _identity(rows: list[dict[str, Any]], snapshot: bool, added: bool, op: bool) -> Any:
-    return (
-        snapshot,
-        added,
-        frozenset(
-            (row["order_id"], *_values(row, added), row[OP_COLUMN] if op else None) for row in rows
-        ),
-    )
+def _delete_out_of_band(uri: str, day: dt.date, ids: frozenset[int]) -> None:
+    """What another tool does: a plain delta-rs DELETE in one partition."""
+    listed = ", ".join(str(i) for i in sorted(ids))
+    DeltaTable(uri).delete(f"order_date = '{day.isoformat()}' AND order_id IN ({listed})")
 
 
 @settings(settings.get_profile(PROFILE))
 @given(steps)
 def test_every_count_equals_a_scan(sequence):
-    sent: list[tuple[dt.date, list[dict[str, Any]], str]] = []
-    last_committed: dict[dt.date, Any] = {}
-    commits: dict[dt.date, int] = {}
-    added = False  # whether the table has the evolved column yet
+    sent: list[Sent] = []
+    last_sent: dict[dt.date, Sent] = {}
+    committed_at: dict[dt.date, int] = {}  # the version of each scope's latest commit
+    deleted_since: dict[dt.date, set[int]] = {}  # deleted out of band since the day's last send
     with tempfile.TemporaryDirectory() as folder:
         uri = f"{folder}/orders"
         scanned: dict[dt.date, dict[int, tuple[Any, ...]]] = {}
         for step in sequence:
+            removed: set[int] = set()
             if isinstance(step, int):
                 if not sent:
                     continue
-                day, rows, mode = sent[step % len(sent)]
+                day, rows, mode, carries = sent[step % len(sent)]
+                rows = rows[::-1]
+            elif len(step) == 3:
+                day, ids, resend = step
+                if not _exists(uri):
+                    continue
+                added = _has_added(uri)
+                _delete_out_of_band(uri, day, ids)
+                deleted_since.setdefault(day, set()).update(set(scanned.get(day, {})) & ids)
+                scanned = _scan(uri, added)
+                assert set(scanned.get(day, {})) & ids == set()
+                if not resend or day not in last_sent:
+                    continue
+                removed = deleted_since[day]
+                day, rows, mode, carries = last_sent[day]
                 rows = rows[::-1]
             else:
-                day, rows, mode = step
-            sent.append((day, rows, mode))
-            snapshot = mode == "snapshot"
-            table_existed = os.path.isdir(os.path.join(uri, "_delta_log"))
-            with_added = added or mode == "evolve"
-            has_op = not snapshot
-            if snapshot:
-                rows = [{**row, OP_COLUMN: None} for row in rows]
-            before = {
-                key: values + ((None,) if with_added and not added else ())
-                for key, values in scanned.get(day, {}).items()
-            }
+                day, rows, mode, carries = step
+            _check_step(uri, scanned, day, rows, mode, carries, removed, committed_at)
+            sent.append((day, rows, mode, carries))
+            last_sent[day] = (day, rows, mode, carries)
+            deleted_since[day] = set()
+            scanned = _scan(uri, _has_added(uri))
 
-            result = upsert(
-                uri,
-                _batch(day, rows, added=with_added, op=has_op),
-                keys=["order_id"],
-                partition={"order_date": day},
-                snapshot=snapshot,
-                allow_empty_snapshot=True,
-                evolve_schema=mode == "evolve",
-            )
-            # An evolving merge that changes no row may write no commit, and then adds no column.
-            adds_now = table_existed and not added and _has_added(uri)
-            added = _has_added(uri)
-            scanned = _scan(uri, added)
-            if with_added and not added:  # the column was not added: compare without it
-                before = {key: values[:-1] for key, values in before.items()}
-            after = scanned.get(day, {})
 
-            tombstoned = {row["order_id"] for row in rows if row[OP_COLUMN] == DELETE_OP}
-            incoming = {
-                row["order_id"]: _values(row, added)
-                for row in rows
-                if row["order_id"] not in tombstoned
-            }
-            inserted = sum(key not in before for key in incoming)
-            updated = sum(key in before and before[key] != value for key, value in incoming.items())
-            if snapshot:
-                deleted = sum(key not in incoming for key in before)
-                unchanged = len(rows) - inserted - updated
-                model = dict(incoming)
-            else:
-                deleted = sum(key in before for key in tombstoned)
-                unchanged = len(rows) - inserted - updated - deleted
-                model = {k: v for k, v in before.items() if k not in tombstoned} | incoming
-            expected = {
-                "source_rows": len(rows),
-                "inserted": inserted,
-                "updated": updated,
-                "deleted": deleted,
-                "unchanged": unchanged,
-                "partition_rows": len(after),
-                "table_rows": sum(len(partition) for partition in scanned.values()),
-                "tombstones": len(tombstoned),
-                "snapshot": snapshot,
-            }
-            actual = {name: getattr(result, name) for name in expected}
-            assert actual == expected
-            assert after == model
-            changes = inserted + updated + deleted
-            assert result.before.partition_rows == len(before)
-            assert result.commit_attempts == 1
+def _check_step(
+    uri: str,
+    scanned: dict[dt.date, dict[int, tuple[Any, ...]]],
+    day: dt.date,
+    rows: list[dict[str, Any]],
+    mode: str,
+    carries: bool,
+    removed: set[int],
+    committed_at: dict[dt.date, int],
+) -> None:
+    """Upserts one batch and checks every count, the partition's rows and the metadata.
 
-            # Already applied exactly when it is the last batch that changed its partition.
-            identity = _identity(rows, snapshot, with_added, has_op)
-            assert result.already_applied == (last_committed.get(day) == identity)
-            assert result.columns_added == ((ADDED,) if adds_now else ())
-            if not result.already_applied:
-                assert result.committed == (changes > 0 or adds_now)
-            if result.committed:
-                last_committed[day] = identity
-                commits[day] = commits.get(day, 0) + 1
-            assert result.transaction_version == commits.get(day)
+    ``removed`` holds the keys deleted out of band from the partition since its last batch was
+    sent, when the batch is that last one sent again: exactly those of its rows come back.
+    """
+    snapshot = mode == "snapshot"
+    table_existed = _exists(uri)
+    had_added = _has_added(uri)
+    with_added = mode == "evolve" or (had_added and carries)
+    filled = had_added and not with_added
+    has_op = not snapshot
+    if snapshot:
+        rows = [{**row, OP_COLUMN: None} for row in rows]
+    if not with_added:  # a batch without the column says nothing there: null
+        rows = [{**row, ADDED: None} for row in rows]
+    before = {
+        key: values + ((None,) if with_added and not had_added else ())
+        for key, values in scanned.get(day, {}).items()
+    }
 
-            metadata = upsert_metadata(result, table_name="orders", schema=ORDERS.schema)
-            assert {
-                "source_rows": metadata["upsert/source_rows"].value,
-                "inserted": metadata["upsert/rows_inserted"].value,
-                "updated": metadata["upsert/rows_updated"].value,
-                "deleted": metadata["upsert/rows_deleted"].value,
-                "unchanged": metadata["upsert/rows_unchanged"].value,
-                "partition_rows": metadata["dagster/partition_row_count"].value,
-                "table_rows": metadata["dagster/row_count"].value,
-                "tombstones": metadata["upsert/tombstones"].value,
-                "snapshot": metadata["upsert/snapshot"].value,
-            } == expected
-            names = [column.name for column in metadata["dagster/column_schema"].schema.columns]
-            assert (ADDED in names) == added and OP_COLUMN not in names
+    result = upsert(
+        uri,
+        _batch(day, rows, added=with_added, op=has_op),
+        keys=["order_id"],
+        partition={"order_date": day},
+        snapshot=snapshot,
+        allow_empty_snapshot=True,
+        evolve_schema=mode == "evolve",
+        required_columns=DECLARED,
+    )
+    # An evolving merge that changes no row may write no commit, and then adds no column.
+    adds_now = table_existed and not had_added and _has_added(uri)
+    added = _has_added(uri)
+    after_scan = _scan(uri, added)
+    if with_added and not added:  # the column was not added: compare without it
+        before = {key: values[:-1] for key, values in before.items()}
+    after = after_scan.get(day, {})
+
+    tombstoned = {row["order_id"] for row in rows if row[OP_COLUMN] == DELETE_OP}
+    incoming = {
+        row["order_id"]: _values(row, added) for row in rows if row["order_id"] not in tombstoned
+    }
+    inserted = sum(key not in before for key in incoming)
+    updated = sum(key in before and before[key] != value for key, value in incoming.items())
+    if snapshot:
+        deleted = sum(key not in incoming for key in before)
+        unchanged = len(rows) - inserted - updated
+        model = dict(incoming)
+    else:
+        deleted = sum(key in before for key in tombstoned)
+        unchanged = len(rows) - inserted - updated - deleted
+        model = {k: v for k, v in before.items() if k not in tombstoned} | incoming
+    expected = {
+        "source_rows": len(rows),
+        "inserted": inserted,
+        "updated": updated,
+        "deleted": deleted,
+        "unchanged": unchanged,
+        "partition_rows": len(after),
+        "table_rows": sum(len(partition) for partition in after_scan.values()),
+        "tombstones": len(tombstoned),
+        "snapshot": snapshot,
+    }
+    actual = {name: getattr(result, name) for name in expected}
+    assert actual == expected
+    assert after == model
+    assert result.before.partition_rows == len(before)
+    assert result.commit_attempts == 1
+    if filled and result.inserted + result.updated:
+        event("backfill after evolution: rows loaded with nulls in the gained column")
+    if removed & set(model):
+        event("re-run after an out-of-band delete restored rows")
+    if removed:
+        # The partition's last batch again, after a delete outside the pipeline: the deleted
+        # rows it holds come back as inserted, and nothing else changes.
+        assert (result.inserted, result.updated, result.deleted) == (
+            len(removed & set(model)),
+            0,
+            0,
+        )
+
+    # Never skipped: it commits exactly when something changed; its scope's transaction says so.
+    changes = inserted + updated + deleted
+    assert result.committed == (changes > 0 or adds_now)
+    assert result.columns_added == ((ADDED,) if adds_now else ())
+    assert result.columns_filled == ((ADDED,) if filled else ())
+    if result.committed:
+        committed_at[day] = result.version
+    transaction = DeltaTable(uri).transaction_version(result.app_id)
+    assert transaction == committed_at.get(day)
+
+    metadata = upsert_metadata(result, table_name="orders", schema=ORDERS.schema)
+    assert {
+        "source_rows": metadata["upsert/source_rows"].value,
+        "inserted": metadata["upsert/rows_inserted"].value,
+        "updated": metadata["upsert/rows_updated"].value,
+        "deleted": metadata["upsert/rows_deleted"].value,
+        "unchanged": metadata["upsert/rows_unchanged"].value,
+        "partition_rows": metadata["dagster/partition_row_count"].value,
+        "table_rows": metadata["dagster/row_count"].value,
+        "tombstones": metadata["upsert/tombstones"].value,
+        "snapshot": metadata["upsert/snapshot"].value,
+    } == expected
+    names = [column.name for column in metadata["dagster/column_schema"].schema.columns]
+    assert (ADDED in names) == added and OP_COLUMN not in names
