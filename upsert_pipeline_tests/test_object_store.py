@@ -16,6 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from deploy.instance import open_instance
 from upsert_pipeline.delta import UnsafeObjectStoreError
 from upsert_pipeline.delta.stores import (
     PROBE_PREFIX,
@@ -24,7 +25,6 @@ from upsert_pipeline.delta.stores import (
     forget_probed_stores,
 )
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS
-from upsert_pipeline.instance import open_instance
 from upsert_pipeline.resources import (
     LAKE_URI_ENV,
     LANDING_URI_ENV,
