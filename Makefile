@@ -29,8 +29,11 @@ uv: ## Install the pinned uv (0.13.9) into .tools/ with python3 when none is on 
 install: uv ## Create .venv from uv.lock (the exact, locked versions)
 	$(UV) sync --frozen
 
-$(LANDING)/orders:
-	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING)
+# Tops the sample landing data up to yesterday (days already there, re-deliveries included, are
+# left alone), so the partitions the UI offers all have a batch on any later day too.
+.PHONY: sample-data-through-yesterday
+sample-data-through-yesterday: install
+	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING) --missing-only
 	$(RUN) python -m upsert_pipeline.sample_partner
 
 .PHONY: sample-data
@@ -51,7 +54,7 @@ $(DAGSTER_DEV_HOME)/dagster.yaml: deploy/dev_instance.yaml
 # `dagster dev` starts in .dagster_home/: started in the project folder, beside the deployment's
 # dagster.yaml, it warns that that file is not the instance's (it is not meant to be).
 .PHONY: dev
-dev: install $(LANDING)/orders $(DAGSTER_DEV_HOME)/dagster.yaml ## Run `dagster dev` on http://127.0.0.1:3000 (SQLite instance in .dagster_home/)
+dev: install sample-data-through-yesterday $(DAGSTER_DEV_HOME)/dagster.yaml ## Run `dagster dev` on http://127.0.0.1:3000 (SQLite instance in .dagster_home/)
 	cd $(DAGSTER_DEV_HOME) && DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) --project $(CURDIR) \
 	  dagster dev -m upsert_pipeline.definitions -d $(CURDIR)
 
@@ -79,7 +82,7 @@ DEV_POSTGRES_ENV = DAGSTER_HOME='$(DAGSTER_POSTGRES_HOME)' \
 	DAGSTER_POSTGRES_DB='$(DAGSTER_POSTGRES_DB)'
 
 .PHONY: dev-postgres
-dev-postgres: install $(LANDING)/orders ## Run `dagster dev` with dagster.yaml on the PostgreSQL at 127.0.0.1:5432
+dev-postgres: install sample-data-through-yesterday ## Run `dagster dev` with dagster.yaml on the PostgreSQL at 127.0.0.1:5432
 	mkdir -p $(DAGSTER_POSTGRES_HOME)
 	cp dagster.yaml $(DAGSTER_POSTGRES_HOME)/dagster.yaml
 	$(DEV_POSTGRES_ENV) $(RUN) python -m deploy.instance check --create-database
