@@ -124,3 +124,15 @@ def test_a_null_in_a_column_the_table_declares_not_null_is_refused_by_name(tmp_p
         upsert(uri, batch, keys=["id"])
 
     assert DeltaTable(uri).version() == version
+
+
+def test_a_first_batch_with_an_op_column_creates_a_table_without_it(table_uri):
+    ops = pa.array([None, DELETE_OP], pa.string())
+    result = upsert(
+        table_uri,
+        order_batch([1, 2]).append_column(OP_COLUMN, ops),
+        keys=["order_id"],
+        partition=PARTITION,
+    )
+    assert (result.inserted, result.tombstones, result.table_rows) == (1, 1, 1)
+    assert OP_COLUMN not in DeltaTable(table_uri).schema().to_arrow().names
