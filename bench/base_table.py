@@ -74,11 +74,17 @@ class BaseTable:
         shutil.rmtree(lake, ignore_errors=True)
 
 
-def prepare(root: Path, plan: BatchPlan) -> BaseTable:
-    """Builds the base table under ``root`` and lands the batch for ``plan.day_index``."""
+def prepare(root: Path, plan: BatchPlan, *, reuse: bool = False) -> BaseTable:
+    """Builds the base table under ``root`` and lands the batch for ``plan.day_index``.
+
+    With ``reuse``, a base table already built there (by an earlier call with the same plan) is
+    kept instead of being built again; the batch is derived from the plan alone, so it is the
+    same.
+    """
     spec = plan.spec
     base = BaseTable(plan=plan, root=root, batch=pa.table({}), _copies=itertools.count())
-    build_table(str(base.source), spec)
+    if not (reuse and (base.source / "_delta_log").is_dir()):
+        build_table(str(base.source), spec)
     base.batch = upsert_batch(
         spec,
         plan.day_index,

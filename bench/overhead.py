@@ -7,6 +7,11 @@ the project's ``upsert`` (validation, the merge, counts from the log, the result
 timed too.
 """
 
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,7 @@ from deltalake import DeltaTable
 
 from bench import assets
 from bench.base_table import BaseTable, BatchPlan, prepare
-from bench.data import day
+from bench.data import TableSpec, day
 from bench.timing import Samples, ratio, rotated, timed
 from upsert_pipeline.delta import upsert
 from upsert_pipeline.delta.predicates import (
@@ -111,3 +116,141 @@ def run(root: Path, plan: BatchPlan, *, repeats: int) -> dict[str, Any]:
             "bare_merge_updated": samples["bare_merge"].values[-1]["num_target_rows_updated"],
         },
     }
+
+
+# The merge overhead of issue 12: `upsert` against the bare merge alone, ABAB, and where the
+# difference goes. `python -m bench.overhead --root /tmp/bench_overhead` (see BENCHMARKS.md).
+
+MERGE_OVERHEAD = BatchPlan(TableSpec("orders", 5_000_000, 1000, 20), updates=25_000, inserts=25_000)
+"""A 50,000-row batch (25,000 changed rows, 25,000 new) into one partition of a 5M-row,
+1,000-file table (20 daily partitions of 50 files)."""
+
+# What `upsert` calls, by the name it imports them under (absent names are skipped, so the same
+# profile runs against an older `upsert_pipeline` for a before/after).
+_STEPS = (
+    "with_string_op",
+    "check_typed",
+    "check_storable",
+    "check_keys",
+    "check_partition",
+    "conform_evolving",
+    "open_or_create",
+    "snapshot_counts",
+    "batch_identity",
+    "read_transaction_state",
+    "snapshot_tombstones",
+)
+
+
+def _upsert(uri: str, base: BaseTable) -> Any:
+    column = base.feed.partition_column or ""
+    return upsert(
+        uri, base.batch, keys=base.feed.keys, partition={column: day(base.plan.day_index)}
+    )
+
+
+def _on_a_copy(base: BaseTable, run: Callable[[str], Any]) -> tuple[float, Any]:
+    lake = base.fresh_lake()
+    try:
+        return timed(lambda: run(str(lake / base.feed.name)))
+    finally:
+        base.discard(lake)
+
+
+def merge_overhead(base: BaseTable, *, rounds: int) -> dict[str, Any]:
+    """``upsert`` and the bare merge, alternately (ABAB, rotating), each on a fresh copy."""
+    paths: dict[str, Callable[[str], Any]] = {
+        "bare_merge": lambda uri: bare_merge(uri, base),
+        "upsert": lambda uri: _upsert(uri, base),
+    }
+    for path in paths.values():  # one untimed warm-up each
+        _on_a_copy(base, path)
+    samples = {name: Samples() for name in paths}
+    for round_index in range(rounds):
+        for name in rotated(list(paths), round_index):
+            seconds, value = _on_a_copy(base, paths[name])
+            samples[name].seconds.append(seconds)
+            samples[name].values.append(value)
+    result = samples["upsert"].values[-1]
+    bare = samples["bare_merge"].values[-1]
+    assert (result.inserted, result.updated) == (
+        bare["num_target_rows_inserted"],
+        bare["num_target_rows_updated"],
+    ), "the two paths did not do the same merge"
+    return {
+        "paths": {name: s.as_json() for name, s in samples.items()},
+        "upsert_vs_bare_merge": ratio(samples["upsert"], samples["bare_merge"]),
+        "upsert_minus_bare_merge_ms": 1000
+        * (samples["upsert"].median - samples["bare_merge"].median),
+        "median_ratio_per_round": statistics.median(
+            u / b
+            for u, b in zip(samples["upsert"].seconds, samples["bare_merge"].seconds, strict=True)
+        ),
+        "ratio_per_round": [
+            u / b
+            for u, b in zip(samples["upsert"].seconds, samples["bare_merge"].seconds, strict=True)
+        ],
+        "counts": {"inserted": result.inserted, "updated": result.updated},
+    }
+
+
+def step_profile(base: BaseTable, *, runs: int) -> dict[str, float]:
+    """Median milliseconds of each step inside ``upsert`` (the merge's ``execute`` included)."""
+    from deltalake.table import TableMerger
+
+    import upsert_pipeline.delta.merge as merge_module
+
+    spent: dict[str, list[float]] = {}
+    current: dict[str, float] = {}
+
+    def timer(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                current[name] = current.get(name, 0.0) + time.perf_counter() - start
+
+        return wrapped
+
+    originals = {
+        name: getattr(merge_module, name) for name in _STEPS if hasattr(merge_module, name)
+    }
+    execute = TableMerger.execute
+    try:
+        for name, function in originals.items():
+            setattr(merge_module, name, timer(name, function))
+        TableMerger.execute = timer("merge_execute", execute)  # type: ignore[method-assign]
+        for _ in range(runs + 1):
+            current.clear()
+            seconds, _result = _on_a_copy(base, lambda uri: _upsert(uri, base))
+            current["total"] = seconds
+            current["other"] = seconds - sum(v for k, v in current.items() if k != "total")
+            for name, value in current.items():
+                spent.setdefault(name, []).append(value)
+    finally:
+        for name, function in originals.items():
+            setattr(merge_module, name, function)
+        TableMerger.execute = execute  # type: ignore[method-assign]
+    # The first run is a warm-up.
+    return {name: 1000 * statistics.median(values[1:]) for name, values in spent.items()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m bench.overhead``: the merge overhead and the step profile, as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, required=True, help="work folder; the table is kept")
+    parser.add_argument("--rounds", type=int, default=15, help="ABAB rounds")
+    parser.add_argument("--profile-runs", type=int, default=7, help="profiled upsert runs")
+    parser.add_argument("--only-profile", action="store_true", help="skip the ABAB comparison")
+    args = parser.parse_args(argv)
+    base = prepare(args.root, MERGE_OVERHEAD, reuse=True)
+    report: dict[str, Any] = {"plan": asdict(MERGE_OVERHEAD), "batch_rows": base.batch.num_rows}
+    report["steps_ms"] = step_profile(base, runs=args.profile_runs)
+    if not args.only_profile:
+        report |= merge_overhead(base, rounds=args.rounds)
+    print(json.dumps(report, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -49,6 +49,7 @@ def upsert_metadata(
         "delta/merge_ms": dg.MetadataValue.int(result.execution_time_ms),
         "delta/commit_attempts": dg.MetadataValue.int(result.commit_attempts),
         "delta/columns_added": dg.MetadataValue.json(list(result.columns_added)),
+        "delta/columns_filled": dg.MetadataValue.json(list(result.columns_filled)),
         "upsert/tombstones": dg.MetadataValue.int(result.tombstones),
         "upsert/snapshot": dg.MetadataValue.bool(result.snapshot),
         "dagster/uri": dg.MetadataValue.path(result.table_uri),

@@ -229,6 +229,7 @@ def test_a_backfill_of_a_day_before_a_new_column_loads_with_nulls(resources, lan
         assert result.success
         metadata = _latest_metadata(instance, "orders", "2026-11-01")
         assert metadata["upsert/rows_inserted"] == metadata["upsert/source_rows"] > 0
+        assert metadata["delta/columns_filled"] == ["channel"]
         frame = pl.read_delta(str(tmp_path / "lake" / "orders"))
         backfilled = frame.filter(pl.col("order_date") == dt.date(2026, 11, 1))
         assert (

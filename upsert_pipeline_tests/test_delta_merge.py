@@ -308,3 +308,39 @@ def test_partition_value_types():
         literal(True)
     with pytest.raises(TypeError):
         literal(dt.datetime(2026, 1, 2))
+
+
+@pytest.mark.parametrize(
+    ("keys", "ids", "customers", "repeated"),
+    [
+        (["order_id"], [3, 1, 2, 1], [7, 7, 7, 7], 1),
+        (["order_id"], [3, 1, 2, 4], [7, 7, 7, 7], 0),
+        (["order_id", "customer_id"], [1, 1, 2, 2], [7, 8, 7, 7], 1),
+        (["order_id", "customer_id"], [1, 1, 2, 2], [7, 8, 7, 8], 0),
+    ],
+)
+def test_the_duplicate_key_check_is_exact(keys, ids, customers, repeated):
+    from upsert_pipeline.delta.validation import check_keys
+
+    batch = order_batch(ids).set_column(2, "customer_id", pa.array(customers, pa.int64()))
+    if repeated:
+        with pytest.raises(DuplicateKeyError, match=f"{repeated} key"):
+            check_keys(batch, keys)
+    else:
+        check_keys(batch, keys)
+
+
+def test_nested_columns_are_stored_as_sent_and_merged_again(tmp_path):
+    uri = str(tmp_path / "nested")
+    batch = pa.table(
+        {
+            "id": [1, 2],
+            "tags": pa.array([["a"], []], pa.list_(pa.string())),
+            "where": pa.array([{"x": 1}, {"x": 2}], pa.struct([("x", pa.int32())])),
+        }
+    )
+    upsert(uri, batch, keys=["id"])
+
+    again = upsert(uri, batch, keys=["id"])
+
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)

@@ -110,7 +110,8 @@ def snapshot_tombstones(
 
     Args:
         table: The snapshot the merge runs on.
-        batch: The snapshot batch, conformed to the table's schema; no ``_op`` column.
+        batch: The snapshot batch, conformed to the table's schema; an ``_op`` column it may
+            carry holds no tombstone (``check_snapshot``) and is replaced.
         keys: The merge keys.
         partition: The one partition the snapshot loads.
 
@@ -118,6 +119,8 @@ def snapshot_tombstones(
         The batch (``_op`` null) followed by the tombstones (``_op = 'D'``, keys and partition
         values set, every other column null), and how many tombstones were added.
     """
+    if OP_COLUMN in batch.column_names:  # all null: check_snapshot refused any tombstone
+        batch = batch.drop_columns([OP_COLUMN])
     reader = QueryBuilder().register(_TARGET, table).execute(keys_query(_TARGET, keys, partition))
     existing = pa.table(reader)
     key_types = [batch.schema.field(key).type for key in keys]

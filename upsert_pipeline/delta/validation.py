@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Collection, Mapping, Sequence
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import Schema as DeltaSchema
@@ -80,12 +81,21 @@ def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
     return batch.select(schema.names).cast(schema)
 
 
+def _all_unique(keys: pa.Table) -> bool:
+    """Whether no two rows of ``keys`` (the key columns) are equal."""
+    frame = pl.from_arrow(keys)
+    assert isinstance(frame, pl.DataFrame)
+    if frame.width == 1:
+        return frame.to_series().n_unique() == frame.height
+    return not frame.is_duplicated().any()
+
+
 def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
     """Refuses null keys and keys that occur more than once in the batch.
 
-    The exact uniqueness test is one hash pass: ``pc.unique`` of a single key column, a
-    group-by of several; the group-by that names a sample of the repeated keys runs only once a
-    repeat is known.
+    The exact uniqueness test is one multithreaded polars pass over the key columns alone (a
+    single key's ``n_unique`` has fast paths, e.g. for sorted integers); the Arrow group-by that
+    names a sample of the repeated keys runs only once a repeat is known.
 
     Raises:
         NullKeyError: A key column holds a null.
@@ -99,12 +109,9 @@ def check_keys(batch: pa.Table, keys: Sequence[str]) -> None:
         nulls = batch.column(key).null_count
         if nulls:
             raise NullKeyError(f"key column {key!r} holds {nulls} null(s)")
-    if len(keys) == 1:
-        if len(pc.unique(batch.column(keys[0]))) == batch.num_rows:
-            return
-    counts = batch.group_by(list(keys)).aggregate([([], "count_all")])
-    if counts.num_rows == batch.num_rows:
+    if _all_unique(batch.select(list(keys))):
         return
+    counts = batch.group_by(list(keys)).aggregate([([], "count_all")])
     repeated = counts.filter(pc.greater(counts.column("count_all"), 1))
     sample = repeated.slice(0, _SAMPLE).to_pylist()
     raise DuplicateKeyError(
@@ -179,24 +186,25 @@ def check_typed(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
         raise ColumnTypeError(f"column(s) {untyped} hold only nulls and have no type")
 
 
-def _delta_types(schema: pa.Schema) -> list[str]:
-    """The Arrow type (as text) delta-rs gives each field of a table created from ``schema``."""
+def _delta_types(schema: pa.Schema) -> list[pa.DataType | None]:
+    """The Arrow type delta-rs gives each field of a table created from ``schema`` (``None``: no
+    Delta Lake type at all)."""
     try:
         stored = pa.schema(DeltaSchema.from_arrow(schema).to_arrow())
     except Exception:  # some field has no Delta Lake type (delta-rs raises a bare Exception)
         if len(schema) == 1:
-            return ["no Delta Lake type"]
-        return [text for field in schema for text in _delta_types(pa.schema([field]))]
-    return [str(field.type) for field in stored]
+            return [None]
+        return [data_type for field in schema for data_type in _delta_types(pa.schema([field]))]
+    return [field.type for field in stored]
 
 
 def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
     """Refuses what a Delta table created from ``batch`` would store otherwise than it is sent.
 
-    Delta Lake has no unsigned integers, half floats or nanosecond-less timestamp units of its
-    own: delta-rs would create the table with another type (``uint32`` becomes ``int32``) and
-    the batch would then not fit the table it has just created. Checked before anything is
-    written, so a refused first batch leaves no table behind.
+    Delta Lake has no unsigned integers and no half floats, and keeps a second or millisecond
+    timestamp in microseconds: delta-rs would create the table with another type (``uint32``
+    becomes ``int32``) and the batch would then not fit the table it had just created. Checked
+    before anything is written, so a refused first batch leaves no table behind.
 
     Raises:
         ColumnTypeError: A column's type is not stored by Delta Lake as it is.
@@ -205,9 +213,10 @@ def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
     fields = [field for field in batch.schema if field.name not in ignore]
     wanted = pa.schema([field.with_type(storage_type(field.type)) for field in fields])
     wrong = [
-        f"{field.name}: {field.type} ({stored})"
+        f"{field.name}: {field.type} "
+        + (f"(Delta Lake stores {stored})" if stored is not None else "(no Delta Lake type)")
         for field, stored in zip(fields, _delta_types(wanted), strict=True)
-        if stored != str(storage_type(field.type))
+        if stored is None or stored != storage_type(field.type)
     ]
     if wrong:
         raise ColumnTypeError(
