@@ -5,8 +5,15 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
-from upsert_pipeline.delta import ColumnTypeError, DuplicateKeyError, MissingColumnError, upsert
+from upsert_pipeline.delta import (
+    ColumnTypeError,
+    DuplicateKeyError,
+    MissingColumnError,
+    NullValueError,
+    upsert,
+)
 from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline_tests.conftest import DAY, order_batch
@@ -101,3 +108,31 @@ def test_a_column_delta_lake_has_no_type_for_is_named_beside_good_ones(tmp_path)
     with pytest.raises(ColumnTypeError, match=r"wait: duration\[s\] \(no Delta Lake type\)"):
         upsert(uri, batch, keys=["id"])
     assert not Path(uri).exists()
+
+
+def test_a_null_in_a_column_the_table_declares_not_null_is_refused_by_name(tmp_path):
+    uri = str(tmp_path / "readings")
+    schema = pa.schema(
+        [pa.field("id", pa.int64(), nullable=False), pa.field("v", pa.int64(), nullable=False)]
+    )
+    upsert(uri, pa.table({"id": [1], "v": [1]}, schema=schema), keys=["id"])
+    version = DeltaTable(uri).version()
+
+    # The batch's own schema allows nulls; the table's does not.
+    batch = pa.table({"id": [2, 3], "v": [None, 4]})
+    with pytest.raises(NullValueError, match=r"v \(1\)"):
+        upsert(uri, batch, keys=["id"])
+
+    assert DeltaTable(uri).version() == version
+
+
+def test_a_first_batch_with_an_op_column_creates_a_table_without_it(table_uri):
+    ops = pa.array([None, DELETE_OP], pa.string())
+    result = upsert(
+        table_uri,
+        order_batch([1, 2]).append_column(OP_COLUMN, ops),
+        keys=["order_id"],
+        partition=PARTITION,
+    )
+    assert (result.inserted, result.tombstones, result.table_rows) == (1, 1, 1)
+    assert OP_COLUMN not in DeltaTable(table_uri).schema().to_arrow().names
