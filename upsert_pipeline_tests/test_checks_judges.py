@@ -41,9 +41,18 @@ def test_volume_passes_usual_days(inserted):
 def test_volume_fails_a_day_far_below_the_usual():
     verdict = judge_volume(_day(10), USUAL)
     assert not verdict.passed
-    assert "rows_inserted 10 below" in (verdict.description or "")
-    low = int(str(verdict.metadata["rows_inserted_band"]).strip("[]").split(", ")[0])
+    assert "source_rows 10 below" in (verdict.description or "")
+    low = int(str(verdict.metadata["source_rows_band"]).strip("[]").split(", ")[0])
     assert 10 < low < 1000
+
+
+def test_a_redelivery_of_a_loaded_day_is_no_shortfall():
+    """A re-delivery sends the day again: a few late rows inserted, some updated, the rest
+    unchanged. Its small insert count is not a day far below the usual."""
+    redelivery = _day(5, updated=30, source=1000)
+    verdict = judge_volume(redelivery, USUAL)
+    assert verdict.passed, verdict.description
+    assert not judge_volume(_day(5, updated=30, source=40), USUAL).passed
 
 
 def test_volume_fails_a_day_far_above_the_usual():

@@ -35,9 +35,6 @@ from upsert_pipeline_tests.postgres import (
 )
 
 PARTITION = "2026-11-02"
-# The asset and its check steps in the run worker's own process: what is under test is the
-# topology (queue, daemon, code server, PostgreSQL), and a process per step would add ~10 s.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 COUNT_KEYS = (
     "upsert/source_rows",
     "upsert/rows_inserted",
@@ -92,9 +89,7 @@ def test_a_run_submitted_to_the_webserver_is_dequeued_executed_and_stored_in_pos
     with running_topology(
         dagster_home=home, env=deployment_env, log_dir=tmp_path / "logs"
     ) as topology:
-        run_id, status_at_launch = launch_partition_run(
-            topology.base_url, "orders", PARTITION, run_config=IN_PROCESS
-        )
+        run_id, status_at_launch = launch_partition_run(topology.base_url, "orders", PARTITION)
         assert status_at_launch == "QUEUED"  # the QueuedRunCoordinator of dagster.yaml
         status = wait_for_run(topology, run_id)
         assert status == "SUCCESS", topology.log_tail()

@@ -49,8 +49,9 @@ class Verdict:
 class VolumeBand:
     """How far a materialization's counts may stray from the asset's recent history.
 
-    Each of inserted / updated / deleted is judged against the median of the asset's earlier
-    materializations that changed something (a re-run that changed nothing is not history).
+    Each count is judged against the median of the asset's earlier materializations that changed
+    something (a re-run that changed nothing is not history): inserted / updated / deleted against
+    the high edge, the rows a batch delivered (``upsert/source_rows``) against the low edge.
 
     - **High edge**: ``median + k * spread``, where ``spread`` is the MAD scaled to a standard
       deviation (``1.4826 * MAD``) but at least ``min_spread_ratio * median`` and
@@ -281,11 +282,13 @@ def judge_volume(
     history: Sequence[Mapping[str, int]],
     band: VolumeBand = VOLUME_BAND,
 ) -> Verdict:
-    """Judges a materialization's inserted / updated / deleted against the asset's history.
+    """Judges a materialization's volume against the asset's history.
 
-    A re-run that changed nothing (``is_no_op``) is neither judged nor history: it passes, and
-    earlier no-op materializations are left out of the band. A day far below the usual fails as
-    well as one far above (see ``VolumeBand``).
+    A day far above the usual fails on any of inserted / updated / deleted; a day far below the
+    usual fails on the rows its batch delivered (``upsert/source_rows``), not on inserted: a
+    re-delivery of a loaded day inserts a few late rows and sends the rest again unchanged. A
+    re-run that changed nothing (``is_no_op``) is neither judged nor history: it passes, and
+    earlier no-op materializations are left out of the band (see ``VolumeBand``).
 
     Args:
         latest: The integer metadata of the materialization judged.
@@ -318,20 +321,24 @@ def judge_volume(
             metadata,
         )
     problems = []
-    for key in keys.VOLUME_METRICS:
+    # Too much: any of inserted / updated / deleted above its band. Too little: the rows the
+    # day's batch delivered below theirs. Not inserted: a re-delivery of a loaded day inserts a
+    # few late rows and sends the rest again unchanged, which is no shortfall.
+    judged = [(key, False) for key in keys.VOLUME_METRICS] + [(keys.SOURCE_ROWS, True)]
+    for key, low_side in judged:
         value = latest.get(key)
         past = [v for v in (m.get(key) for m in changed) if v is not None]
         if value is None or len(past) < band.min_history:
             continue
         median, low, high = band.edges(past)
         name = key.removeprefix("upsert/")
-        shown = f"[{max(low, 0):.0f}, {high:.0f}]"
+        shown = f"[{max(low, 0):.0f}, {high:.0f}]" if low_side else f"[0, {high:.0f}]"
         metadata[name] = value
         metadata[f"{name}_median"] = float(median)
         metadata[f"{name}_band"] = shown
-        if value < low:
+        if low_side and value < low:
             problems.append(f"{name} {value} below {shown} (median {median:.0f})")
-        elif value > high:
+        elif not low_side and value > high:
             problems.append(f"{name} {value} above {shown} (median {median:.0f})")
     return Verdict(not problems, Severity.WARN, "; ".join(problems) or None, metadata)
 
