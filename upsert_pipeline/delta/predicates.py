@@ -84,18 +84,6 @@ def changed_predicate(columns: Iterable[str]) -> str | None:
     return " OR ".join(comparisons) or None
 
 
-def scope_predicate(partition: Mapping[str, PartitionValue]) -> str:
-    """The target rows of one partition, by literals: what a snapshot may delete.
-
-    Example:
-        >>> scope_predicate({"order_date": "2026-11-02"})
-        "t.`order_date` = '2026-11-02'"
-    """
-    return " AND ".join(
-        f"{column(TARGET_ALIAS, name)} = {literal(value)}" for name, value in partition.items()
-    )
-
-
 def added_predicate(columns: Iterable[str]) -> str | None:
     """True when any column new to the table holds a value in the source row.
 
