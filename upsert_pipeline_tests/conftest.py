@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 
 from upsert_pipeline.definitions import feed_definitions
+from upsert_pipeline.delta import upsert
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 from upsert_pipeline.sample_data import generate
@@ -88,3 +89,17 @@ def resources(tmp_path: Path, landing_dir: Path) -> dict[str, object]:
         "landing": LandingResource(uri=str(landing_dir)),
         "lake": DeltaMergeResource(lake_uri=str(tmp_path / "lake")),
     }
+
+
+@pytest.fixture
+def two_days(table_uri: str) -> str:
+    """A table of two partitions: version 0 creates it, DAY's merge (orders 1-5) is version 1,
+    OTHER_DAY's (orders 1-3) version 2."""
+    upsert(table_uri, order_batch(range(1, 6)), keys=["order_id"], partition={"order_date": DAY})
+    upsert(
+        table_uri,
+        order_batch(range(1, 4), day=OTHER_DAY),
+        keys=["order_id"],
+        partition={"order_date": OTHER_DAY},
+    )
+    return table_uri

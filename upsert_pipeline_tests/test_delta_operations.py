@@ -28,18 +28,6 @@ def _with_op(batch: pa.Table, ops: list[str | None]) -> pa.Table:
     return batch.append_column(pa.field(OP_COLUMN, pa.string()), pa.array(ops, pa.string()))
 
 
-@pytest.fixture
-def two_days(table_uri):
-    upsert(table_uri, order_batch(range(1, 6)), keys=["order_id"], partition=PARTITION)
-    upsert(
-        table_uri,
-        order_batch(range(1, 4), day=OTHER_DAY),
-        keys=["order_id"],
-        partition={"order_date": OTHER_DAY},
-    )
-    return table_uri
-
-
 # tombstones ---------------------------------------------------------------------------------
 
 

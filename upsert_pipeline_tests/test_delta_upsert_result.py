@@ -1,6 +1,5 @@
 """Every field of an ``UpsertResult``, and the lineage each commit records in the Delta log."""
 
-import pytest
 from deltalake import DeltaTable
 
 from upsert_pipeline.delta import upsert
@@ -11,19 +10,6 @@ from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch
 
 PARTITION = {"order_date": DAY}
-
-
-@pytest.fixture
-def two_days(table_uri):
-    """Version 0 creates the table; DAY's merge is version 1, OTHER_DAY's version 2."""
-    upsert(table_uri, order_batch(range(1, 6)), keys=["order_id"], partition=PARTITION)
-    upsert(
-        table_uri,
-        order_batch(range(1, 4), day=OTHER_DAY),
-        keys=["order_id"],
-        partition={"order_date": OTHER_DAY},
-    )
-    return table_uri
 
 
 def test_every_field_of_a_merge_that_rewrites_one_file(two_days):
