@@ -6,7 +6,7 @@ All of them look at the batch in memory; none reads the table's data.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import polars as pl
 import pyarrow as pa
@@ -71,14 +71,23 @@ def conform(batch: pa.Table, schema: pa.Schema) -> pa.Table:
     ]
     if wrong:
         raise ColumnTypeError("batch column(s) of the wrong type: " + "; ".join(wrong))
+    _check_not_null(batch, schema)
+    return batch.select(schema.names).cast(schema)
+
+
+def _check_not_null(batch: pa.Table, fields: Iterable[pa.Field]) -> None:
+    """Refuses nulls in the columns of ``fields`` that are declared not null.
+
+    Raises:
+        NullValueError: Such a column holds a null; the message counts them per column.
+    """
     nulls = [
         f"{field.name} ({batch.column(field.name).null_count})"
-        for field in schema
+        for field in fields
         if not field.nullable and batch.column(field.name).null_count
     ]
     if nulls:
         raise NullValueError("null(s) in column(s) declared not null: " + ", ".join(nulls))
-    return batch.select(schema.names).cast(schema)
 
 
 def _all_unique(keys: pa.Table) -> bool:
@@ -222,13 +231,7 @@ def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
         raise ColumnTypeError(
             "batch column(s) that Delta Lake would not store as sent: " + "; ".join(wrong)
         )
-    nulls = [
-        f"{field.name} ({batch.column(field.name).null_count})"
-        for field in fields
-        if not field.nullable and batch.column(field.name).null_count
-    ]
-    if nulls:
-        raise NullValueError("null(s) in column(s) declared not null: " + ", ".join(nulls))
+    _check_not_null(batch, fields)
 
 
 def conform_evolving(
