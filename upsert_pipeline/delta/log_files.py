@@ -1,8 +1,9 @@
 """Reading a Delta table's commit files (``_delta_log/<version:020d>.json``) by version.
 
-Through ``pyarrow.fs``, for a local path and ``s3://`` alike; ``storage_options`` take delta-rs's
-spelling (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``AWS_REGION``, ``AWS_ALLOW_HTTP``, ...), so
-the options a table is opened with in delta-rs open its log here too. Reads only the log.
+Through ``pyarrow.fs``, for a local path and an object store alike: the filesystem is the one the
+landing reader uses (``storage.arrow_filesystem``), from the same options (delta-rs's spelling,
+the store's standard environment filling what they leave out), so the options a table is opened
+with in delta-rs open its log here too. Reads only the log.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pyarrow import fs as pafs
+
+from upsert_pipeline.delta.storage import arrow_filesystem, storage_options_for
+from upsert_pipeline.delta.uris import LOCAL_SCHEME, scheme_of
 
 LOG_DIR = "_delta_log"
 
@@ -21,35 +24,6 @@ LOG_DIR = "_delta_log"
 def commit_file_name(version: int) -> str:
     """The name of a version's commit file, e.g. ``00000000000000000018.json``."""
     return f"{version:020d}.json"
-
-
-def _option(options: Mapping[str, str], *names: str) -> str | None:
-    lowered = {key.lower(): value for key, value in options.items()}
-    for name in names:
-        if (value := lowered.get(name.lower())) is not None:
-            return value
-    return None
-
-
-def _s3_filesystem(options: Mapping[str, str]) -> pafs.FileSystem:
-    """An S3 filesystem from delta-rs-style options; unset ones fall back to pyarrow's defaults
-    (the standard ``AWS_*`` environment variables and credential chain)."""
-    kwargs: dict[str, Any] = {}
-    if access_key := _option(options, "AWS_ACCESS_KEY_ID", "access_key_id"):
-        kwargs["access_key"] = access_key
-        kwargs["secret_key"] = _option(options, "AWS_SECRET_ACCESS_KEY", "secret_access_key")
-        kwargs["session_token"] = _option(options, "AWS_SESSION_TOKEN", "session_token")
-    if region := _option(options, "AWS_REGION", "AWS_DEFAULT_REGION", "region"):
-        kwargs["region"] = region
-    endpoint = _option(options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "endpoint_url", "endpoint")
-    if endpoint:
-        parsed = urlparse(endpoint)
-        if parsed.scheme:
-            kwargs["scheme"] = parsed.scheme
-            kwargs["endpoint_override"] = parsed.netloc + parsed.path.rstrip("/")
-        else:
-            kwargs["endpoint_override"] = endpoint
-    return pafs.S3FileSystem(**kwargs)
 
 
 def log_filesystem(
@@ -62,13 +36,11 @@ def log_filesystem(
         >>> log
         'lake/orders/_delta_log'
     """
-    parsed = urlparse(table_uri)
-    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # a path (or a Windows drive)
-        path = parsed.path if parsed.scheme == "file" else table_uri
+    if scheme_of(table_uri) == LOCAL_SCHEME:
+        path = table_uri.removeprefix("file://")
         return pafs.LocalFileSystem(), str(Path(path).resolve() / LOG_DIR)
-    if parsed.scheme in ("s3", "s3a"):
-        return _s3_filesystem(storage_options or {}), f"{parsed.netloc}{parsed.path}/{LOG_DIR}"
-    filesystem, path = pafs.FileSystem.from_uri(table_uri)
+    options = storage_options_for(table_uri, overrides=storage_options)
+    filesystem, path = arrow_filesystem(table_uri, options)
     return filesystem, f"{path.rstrip('/')}/{LOG_DIR}"
 
 
