@@ -32,6 +32,7 @@ DAEMON = "dagster-daemon"
 OBJECT_STORE = "minio"
 CREATE_BUCKETS = "create-buckets"
 SAMPLE_DATA = "sample-data"
+MIGRATE_INSTANCE = "migrate-instance"
 LOCATION_NAME = "upsert_pipeline"
 REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
@@ -64,6 +65,26 @@ def _local(command: Sequence[str]) -> list[str]:
     """The command with its executable taken from this virtualenv (what the image's PATH does)."""
     executable = Path(sys.executable).with_name(command[0])
     return [str(executable) if executable.exists() else command[0], *command[1:]]
+
+
+def migrate_instance(*, dagster_home: Path, env: Mapping[str, str]) -> None:
+    """Runs the one-shot ``migrate-instance`` service's command, as compose does before any
+    Dagster service starts: it creates the instance's tables in the (empty) database.
+
+    Raises:
+        RuntimeError: The command failed; its output is in the message.
+    """
+    command = compose_services()[MIGRATE_INSTANCE]["command"]
+    result = subprocess.run(
+        _local(command),
+        cwd=dagster_home,
+        env={**os.environ, **env, "DAGSTER_HOME": str(dagster_home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}")
 
 
 @dataclass
@@ -170,7 +191,8 @@ def _wait(ready: Any, what: str, topology: Topology) -> None:
 def running_topology(
     *, dagster_home: Path, env: Mapping[str, str], log_dir: Path
 ) -> Iterator[Topology]:
-    """Runs the code server, then the webserver and the daemon, until the block exits.
+    """Migrates the instance, runs the code server, then the webserver and the daemon, until the
+    block exits.
 
     Args:
         dagster_home: The DAGSTER_HOME of every process: the project's ``dagster.yaml`` and
@@ -231,6 +253,7 @@ def running_topology(
         )
         return result.returncode == 0
 
+    migrate_instance(dagster_home=dagster_home, env=environment)
     try:
         start(CODE_LOCATION, code_server)
         _wait(code_server_healthy, "code server (compose health check)", topology)

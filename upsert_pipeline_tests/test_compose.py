@@ -18,6 +18,7 @@ from upsert_pipeline_tests.deployment import (
     COMPOSE_FILE,
     CREATE_BUCKETS,
     DAEMON,
+    MIGRATE_INSTANCE,
     OBJECT_STORE,
     PROJECT_DIR,
     SAMPLE_DATA,
@@ -75,13 +76,13 @@ def _env_references(path):
 def test_the_services_of_the_reference_deployment(config):
     services = config["services"]
     infrastructure = {"postgres", OBJECT_STORE, CREATE_BUCKETS}
-    assert set(services) == {*infrastructure, SAMPLE_DATA, *DAGSTER_SERVICES}
+    assert set(services) == {*infrastructure, SAMPLE_DATA, MIGRATE_INSTANCE, *DAGSTER_SERVICES}
     assert services["postgres"]["image"].split(":")[0] == "postgres"
     # The official MinIO images, pinned to a release.
     assert services[OBJECT_STORE]["image"].startswith("minio/minio:RELEASE.")
     assert services[CREATE_BUCKETS]["image"].startswith("minio/mc:RELEASE.")
     # One image, built from the project's Dockerfile, for every Dagster service.
-    for name in (SAMPLE_DATA, *DAGSTER_SERVICES):
+    for name in (SAMPLE_DATA, MIGRATE_INSTANCE, *DAGSTER_SERVICES):
         assert services[name]["image"] == "upsert-pipeline:latest", name
         assert services[name]["build"]["context"] == str(PROJECT_DIR), name
 
@@ -116,6 +117,19 @@ def test_every_dagster_service_waits_for_a_healthy_postgres(config):
         assert services[name]["depends_on"]["postgres"] == {"condition": "service_healthy"}, name
     for name in (WEBSERVER, DAEMON):
         assert services[name]["depends_on"][CODE_LOCATION] == {"condition": "service_healthy"}
+
+
+def test_the_instance_tables_are_made_once_before_any_dagster_service_starts(config):
+    services = config["services"]
+    migrate = services[MIGRATE_INSTANCE]
+    assert migrate["command"] == ["dagster", "instance", "migrate"]
+    assert migrate["restart"] == "no"
+    assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    assert migrate["environment"] == services[CODE_LOCATION]["environment"]
+    for name in DAGSTER_SERVICES:
+        assert services[name]["depends_on"][MIGRATE_INSTANCE] == {
+            "condition": "service_completed_successfully"
+        }, name
 
 
 def test_the_lake_and_the_landing_live_on_the_object_store_and_no_dagster_volume_holds_them(

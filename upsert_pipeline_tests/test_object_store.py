@@ -32,6 +32,7 @@ from upsert_pipeline.resources import (
 )
 from upsert_pipeline.sample_data import generate
 from upsert_pipeline_tests.conftest import order_batch
+from upsert_pipeline_tests.deployment import migrate_instance
 from upsert_pipeline_tests.object_store import (
     header_proxy,
     keys_under,
@@ -119,6 +120,9 @@ def test_concurrent_cli_materializations_on_s3_count_what_a_scan_of_the_tables_f
             LAKE_URI_ENV: lake,
             LANDING_URI_ENV: landing,
         }
+        # As a deployment does before its processes start (compose's migrate-instance): many
+        # processes starting at once on an empty database race to create the same tables.
+        migrate_instance(dagster_home=home, env=env)
         launches = [("orders", day) for day in ORDER_DAYS] + [
             ("customers", day) for day in CUSTOMER_DAYS
         ]
