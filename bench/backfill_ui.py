@@ -60,7 +60,7 @@ STATUS = """
 query($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     __typename
-    ... on PartitionBackfill { status runs(limit: 1000) { runId status } }
+    ... on PartitionBackfill { status runs(limit: 1000) { runId status tags { key value } } }
   }
 }"""
 
@@ -158,6 +158,18 @@ def _dagster_dev(project: Path, root: Path) -> Iterator[tuple[str, dict[str, str
         log.close()
 
 
+def _covered(partitions: list[str], tags: dict[str, str]) -> list[str]:
+    """The partitions of ``partitions`` (daily keys, ISO dates) a run with ``tags`` covers: its
+    one partition, or the range of a single-run backfill."""
+    if "dagster/partition" in tags:
+        return [key for key in partitions if key == tags["dagster/partition"]]
+    first = tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/asset_partition_range_end")
+    if first is None or last is None:
+        return []
+    return [key for key in partitions if first <= key <= last]
+
+
 def _verify(home: Path, backfill_id: str, partitions: list[str]) -> dict[str, Any]:
     """Per partition: the counts recorded and each check's evaluation, read from the instance."""
     import dagster as dg
@@ -165,20 +177,35 @@ def _verify(home: Path, backfill_id: str, partitions: list[str]) -> dict[str, An
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-        by_partition: dict[str, Any] = {}
+        backfill = instance.get_backfill(backfill_id)
+        launched_at = backfill.backfill_timestamp if backfill else 0.0
+        run_records = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id for run in runs]))
+        # Where the time went, from the run records: created (submitted by the backfill
+        # daemon), started (its process began executing) and ended, relative to the launch.
+        timeline = sorted(
+            (
+                round(record.create_timestamp.timestamp() - launched_at, 1),
+                round((record.start_time or launched_at) - launched_at, 1),
+                round((record.end_time or launched_at) - launched_at, 1),
+            )
+            for record in run_records
+        )
+        # A backfill's run covers one partition or (single-run backfill policy) a range of
+        # them; each check evaluation names its partition either way.
+        by_partition: dict[str, Any] = {key: {"runs": [], "checks": {}} for key in partitions}
         for run in runs:
-            partition = run.tags["dagster/partition"]
-            evaluations = [
-                record.dagster_event.event_specific_data
-                for record in instance.all_logs(
-                    run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+            for record in instance.all_logs(
+                run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
+            ):
+                evaluation = (
+                    record.dagster_event.event_specific_data if record.dagster_event else None
                 )
-                if record.dagster_event is not None
-            ]
-            by_partition[partition] = {
-                "run_status": run.status.value,
-                "checks": {e.check_name: e.passed for e in evaluations},
-            }
+                if evaluation is not None and evaluation.partition in by_partition:
+                    by_partition[evaluation.partition]["checks"][evaluation.check_name] = (
+                        evaluation.passed
+                    )
+            for partition in _covered(partitions, run.tags):
+                by_partition[partition]["runs"].append(run.status.value)
         for partition in partitions:
             records = instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(ASSET), asset_partitions=[partition]),
@@ -193,12 +220,21 @@ def _verify(home: Path, backfill_id: str, partitions: list[str]) -> dict[str, An
             }
             by_partition.setdefault(partition, {})["counts"] = counts
     complete = all(
-        len(entry.get("counts", {})) == 2
+        entry["runs"]
+        and all(status == "SUCCESS" for status in entry["runs"])
+        and len(entry.get("counts", {})) == 2
         and {"counts_reconcile", "no_out_of_band_writes", "not_empty", "volume_within_history"}
         <= set(entry.get("checks", {}))
         for entry in by_partition.values()
     ) and set(by_partition) == set(partitions)
-    return {"complete": complete, "partitions": by_partition}
+    return {
+        "complete": complete,
+        "first_run_created_s": timeline[0][0] if timeline else None,
+        "first_run_started_s": min((t[1] for t in timeline), default=None),
+        "run_seconds": sorted(round(end - started, 1) for _, started, end in timeline),
+        "runs_created_started_ended_s": timeline,
+        "partitions": by_partition,
+    }
 
 
 def measure(project: Path, partitions: int) -> dict[str, Any]:
@@ -229,8 +265,13 @@ def measure(project: Path, partitions: int) -> dict[str, Any]:
                     raise TimeoutError(f"backfill {backfill_id} not done in {TIMEOUT_S} s")
                 status = _graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
                 runs = status["runs"]
-                finished = [r for r in runs if r["status"] in {"SUCCESS", "FAILURE", "CANCELED"}]
-                if runs_done is None and len(finished) == partitions:
+                finished = {
+                    key
+                    for run in runs
+                    if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"}
+                    for key in _covered(keys, {tag["key"]: tag["value"] for tag in run["tags"]})
+                }
+                if runs_done is None and finished == set(keys):
                     runs_done = time.perf_counter() - start
                 if status["status"] not in {"REQUESTED", "CANCELING"}:
                     backfill_done = time.perf_counter() - start
@@ -267,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         order = projects if repeat % 2 == 0 else list(reversed(projects))
         for project in order:
             result = measure(project, args.partitions)
-            summary = {k: v for k, v in result.items() if k != "partitions"} | {
+            omitted = {"partitions", "runs_created_started_ended_s"}
+            summary = {k: v for k, v in result.items() if k not in omitted} | {
                 "partitions": args.partitions
             }
             print(json.dumps(summary), flush=True)

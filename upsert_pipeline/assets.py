@@ -1,11 +1,15 @@
 """Partitioned ingestion assets: each day's landing batch MERGEd into its feed's Delta table."""
 
 import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
 
-from upsert_pipeline.checks.wiring import inline_check_results, inline_check_specs
+from upsert_pipeline.checks.evaluations import check_outputs, partition_evaluation
+from upsert_pipeline.checks.judges import Verdict
+from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts
 from upsert_pipeline.delta import PartitionValue
 from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
 from upsert_pipeline.feeds import Feed
@@ -36,14 +40,25 @@ class UpsertConfig(dg.Config):
     )
 
 
+@dataclass(frozen=True)
+class _Merged:
+    """One partition's merge in this step, and the inline checks' verdicts on it."""
+
+    partition_key: str
+    metadata: dict[str, dg.MetadataValue]
+    verdicts: dict[str, Verdict]
+
+
 def build_upsert_asset(
     feed: Feed, *, freshness_policy: dg.FreshnessPolicy | None = None
 ) -> dg.AssetsDefinition:
     """A daily-partitioned asset that upserts the day's landing batch of ``feed`` into the lake.
 
-    Each materialization reports the merge's counts and the log's row counts as integer metadata,
-    so the UI lists and plots them per partition, and evaluates the inline checks of
-    ``upsert_pipeline.checks.wiring`` on them.
+    Each partition's materialization reports the merge's counts and the log's row counts as
+    integer metadata, so the UI lists and plots them per partition, and records the inline checks
+    of ``upsert_pipeline.checks.wiring`` on them. A backfill runs as one run over its range of
+    days (``BackfillPolicy.single_run``): one process instead of one per day, the days merged one
+    after another, each its own commit with its own counts and check verdicts.
 
     The defs folder builds one per feed (``FeedComponent``); call it directly to serve a feed
     from Python.
@@ -55,14 +70,16 @@ def build_upsert_asset(
     Example:
         >>> refunds = build_upsert_asset(load_feed("refunds"))
     """
+    check_specs = inline_check_specs(feed)
 
     @dg.asset(
         name=feed.name,
         partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"deltalake", "parquet"},
         group_name="lake",
         description=feed.description,
-        check_specs=inline_check_specs(feed),
+        check_specs=check_specs,
         freshness_policy=freshness_policy,
     )
     def _upsert_asset(
@@ -70,37 +87,88 @@ def build_upsert_asset(
         config: UpsertConfig,
         landing: LandingResource,
         lake: DeltaMergeResource,
-    ) -> dg.MaterializeResult:  # type: ignore[type-arg]
-        batch = landing.read_batch(feed, context.partition_key)
-        result = lake.upsert(
-            feed.name,
-            batch,
-            keys=feed.keys,
-            partition=partition_scope(feed, context.partition_time_window.start.date()),
-            commit_metadata={
-                "dagster.run_id": context.run.run_id,
-                PIPELINE_MARKER: feed.name,
-                PARTITION_MARKER: context.partition_key,
-            },
-            snapshot=config.snapshot,
-            allow_empty_snapshot=config.allow_empty_snapshot,
-            evolve_schema=feed.evolve_schema,
-            required_columns=feed.schema.names,
-        )
-        context.log.info(
-            f"{feed.name} {context.partition_key}: {result.inserted} inserted, {result.updated} "
-            f"updated, {result.deleted} deleted, {result.unchanged} unchanged"
-            f"{' (snapshot)' if result.snapshot else ''}; version "
-            f"{result.read_version} -> {result.version}"
-        )
-        return dg.MaterializeResult(
-            metadata=upsert_metadata(result, table_name=feed.name, schema=feed.schema),
-            check_results=inline_check_results(
-                context, feed, lake, result, landing_rows=batch.num_rows
-            ),
-        )
+    ) -> Iterator[
+        dg.MaterializeResult[None]
+        | dg.AssetMaterialization
+        | dg.AssetCheckEvaluation
+        | dg.Output[None]
+    ]:
+        selected = [spec for spec in check_specs if spec.key in context.selected_asset_check_keys]
+        merged: list[_Merged] = []
+        for partition_key in context.partition_keys:
+            try:
+                merged.append(_merge(context, config, feed, landing, lake, partition_key))
+            except Exception:
+                # The days merged before this one are committed: record them (their
+                # materializations and verdicts) before the run fails on this one.
+                for done in merged:
+                    yield dg.AssetMaterialization(
+                        asset_key=feed.name, partition=done.partition_key, metadata=done.metadata
+                    )
+                yield from _evaluations(context.instance, selected, merged)
+                raise
+        for done in merged:
+            context.add_asset_metadata(done.metadata, partition_key=done.partition_key)
+        yield dg.MaterializeResult()
+        yield from _evaluations(context.instance, selected, merged)
+        yield from check_outputs(context.assets_def, [spec.key for spec in selected])
 
     return _upsert_asset
+
+
+def _merge(
+    context: dg.AssetExecutionContext,
+    config: UpsertConfig,
+    feed: Feed,
+    landing: LandingResource,
+    lake: DeltaMergeResource,
+    partition_key: str,
+) -> _Merged:
+    """Upserts one day's landing batch and judges the inline checks on what the merge returned."""
+    day = daily_partitions.time_window_for_partition_key(partition_key).start.date()
+    batch = landing.read_batch(feed, partition_key)
+    result = lake.upsert(
+        feed.name,
+        batch,
+        keys=feed.keys,
+        partition=partition_scope(feed, day),
+        commit_metadata={
+            "dagster.run_id": context.run.run_id,
+            PIPELINE_MARKER: feed.name,
+            PARTITION_MARKER: partition_key,
+        },
+        snapshot=config.snapshot,
+        allow_empty_snapshot=config.allow_empty_snapshot,
+        evolve_schema=feed.evolve_schema,
+        required_columns=feed.schema.names,
+    )
+    context.log.info(
+        f"{feed.name} {partition_key}: {result.inserted} inserted, {result.updated} "
+        f"updated, {result.deleted} deleted, {result.unchanged} unchanged"
+        f"{' (snapshot)' if result.snapshot else ''}; version "
+        f"{result.read_version} -> {result.version}"
+    )
+    return _Merged(
+        partition_key=partition_key,
+        metadata=upsert_metadata(result, table_name=feed.name, schema=feed.schema),
+        verdicts=inline_verdicts(
+            context.instance,
+            feed,
+            lake,
+            result,
+            partition_key=partition_key,
+            landing_rows=batch.num_rows,
+        ),
+    )
+
+
+def _evaluations(
+    instance: dg.DagsterInstance, specs: list[dg.AssetCheckSpec], merged: list[_Merged]
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Each selected inline check's verdict on each merged partition, after its materialization."""
+    for done in merged:
+        for spec in specs:
+            yield partition_evaluation(instance, spec, done.partition_key, done.verdicts[spec.name])
 
 
 def __getattr__(name: str) -> dg.AssetsDefinition:

@@ -113,7 +113,8 @@ def build_stage_venv(tmp_path):
             assert command[0] == "uv", command
             commands.append(command)
             subprocess.run(
-                command,
+                # The uv that runs these tests (`uv run` sets UV), wherever `make` installed it.
+                [os.environ.get("UV") or "uv", *command[1:]],
                 cwd=source,
                 env={
                     **env,

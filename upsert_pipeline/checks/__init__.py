@@ -1,8 +1,9 @@
 """Asset checks that judge every materialization from its commit counts, never from a scan.
 
 ``judges`` holds the pure judging functions (no Dagster import), ``wiring`` their Dagster side,
-``freshness`` the freshness checks, ``names`` the check names. This package's namespace holds only
-the Dagster-free names, so importing a judge does not import Dagster.
+``evaluations`` the verdicts as per-partition check evaluations, ``maintenance`` the judge of
+``maintain_lake``, ``names`` the check names. This package's namespace holds only the Dagster-free
+names, so importing a judge does not import Dagster.
 """
 
 from upsert_pipeline.checks.judges import VOLUME_BAND, Severity, Verdict, VolumeBand

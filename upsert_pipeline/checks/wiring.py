@@ -1,22 +1,29 @@
 """The checks' Dagster wiring: their specs, the asset checks that fetch what a judge needs from
-the event log and the Delta log, and each ``Verdict`` as a ``dg.AssetCheckResult``.
+the event log and the Delta log, and each ``Verdict`` as Dagster's check result or evaluation.
 
 Two checks run inline, in the materialization's own step, because what they compare is known when
 the merge returns: ``counts_reconcile`` (blocking) and ``no_out_of_band_writes``. Two are
 ``@dg.asset_check`` functions, evaluated after the asset in the same run or on their own (from the
-UI or the ``check_lake`` job): ``volume_within_history`` and ``not_empty``. No check opens a data
-file.
+UI or the ``check_lake`` job): ``volume_within_history`` and ``not_empty``. Every one judges each
+partition of its run (one, or a backfill's range) and records a verdict per partition
+(``checks/evaluations.py``). No check opens a data file.
 """
 
 import warnings
+from collections.abc import Iterator
 
 import dagster as dg
 from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.checks.evaluations import (
+    SEVERITIES,
+    check_outputs,
+    metadata_value,
+    partition_evaluation,
+)
 from upsert_pipeline.checks.judges import (
     VOLUME_BAND,
-    MetadataScalar,
     Severity,
     Verdict,
     VolumeBand,
@@ -48,28 +55,15 @@ warnings.filterwarnings(
     category=dg.PreviewWarning,
 )
 
-_SEVERITIES = {
-    Severity.WARN: dg.AssetCheckSeverity.WARN,
-    Severity.ERROR: dg.AssetCheckSeverity.ERROR,
-}
-
-
-def _metadata_value(value: MetadataScalar) -> dg.MetadataValue:
-    if isinstance(value, int):
-        return dg.MetadataValue.int(value)
-    if isinstance(value, float):
-        return dg.MetadataValue.float(value)
-    return dg.MetadataValue.text(value)
-
 
 def check_result(verdict: Verdict, *, check_name: str | None = None) -> dg.AssetCheckResult:
-    """A verdict as Dagster's check result; counts stay integers so the UI plots them."""
+    """A verdict as Dagster's check result (of an unpartitioned check); counts stay integers."""
     return dg.AssetCheckResult(
         check_name=check_name,
         passed=verdict.passed,
-        severity=_SEVERITIES[verdict.severity],
+        severity=SEVERITIES[verdict.severity],
         description=verdict.description,
-        metadata={name: _metadata_value(value) for name, value in verdict.metadata.items()},
+        metadata={name: metadata_value(value) for name, value in verdict.metadata.items()},
     )
 
 
@@ -119,15 +113,17 @@ def _previous_materialization(
     return records[0].asset_materialization if records else None
 
 
-def inline_check_results(
-    context: dg.AssetExecutionContext,
+def inline_verdicts(
+    instance: dg.DagsterInstance,
     feed: Feed,
     lake: DeltaMergeResource,
     result: UpsertResult,
     *,
+    partition_key: str,
     landing_rows: int,
-) -> list[dg.AssetCheckResult]:
-    """Evaluates the inline checks of one materialization (before it is recorded)."""
+) -> dict[str, Verdict]:
+    """The inline checks' verdicts on one partition's merge, by check name; judged before the
+    materialization is recorded (the previous one is what ``no_out_of_band_writes`` compares)."""
     table_uri = lake.table_uri(feed.name)
     options = lake.delta_storage_options()
     table_rows_before_commit = None
@@ -135,7 +131,7 @@ def inline_check_results(
         table_rows_before_commit = read_row_counts(
             table_uri, version=result.version - 1, storage_options=options
         ).table_rows
-    materialization = _previous_materialization(context.instance, feed, context.partition_key)
+    materialization = _previous_materialization(instance, feed, partition_key)
     previous = recorded_ints(materialization) if materialization else None
     commits = None
     recorded_version = previous.get(keys.VERSION) if previous else None
@@ -146,16 +142,14 @@ def inline_check_results(
             )
         except HistoryUnavailableError:
             commits = None
-    reconciled = judge_reconcile(
-        result, landing_rows=landing_rows, table_rows_before_commit=table_rows_before_commit
-    )
-    out_of_band = judge_out_of_band(
-        feed, result, partition_key=context.partition_key, previous=previous, commits=commits
-    )
-    return [
-        check_result(reconciled, check_name=COUNTS_RECONCILE),
-        check_result(out_of_band, check_name=NO_OUT_OF_BAND_WRITES),
-    ]
+    return {
+        COUNTS_RECONCILE: judge_reconcile(
+            result, landing_rows=landing_rows, table_rows_before_commit=table_rows_before_commit
+        ),
+        NO_OUT_OF_BAND_WRITES: judge_out_of_band(
+            feed, result, partition_key=partition_key, previous=previous, commits=commits
+        ),
+    }
 
 
 def build_standalone_checks(
@@ -163,7 +157,9 @@ def build_standalone_checks(
 ) -> list[dg.AssetChecksDefinition]:
     """The checks of ``feed`` that run after the asset in the same run, or on their own."""
 
-    @dg.asset_check(
+    # Dagster types a check function as returning one AssetCheckResult; it runs a generator of
+    # per-partition evaluations too (checks/evaluations.py says why these yield them).
+    @dg.asset_check(  # type: ignore[arg-type]
         asset=feed.name,
         name=VOLUME_WITHIN_HISTORY,
         partitions_def=daily_partitions,
@@ -172,30 +168,40 @@ def build_standalone_checks(
             f"spreads) of the asset's last {band.history} materializations."
         ),
     )
-    def _volume(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    def _volume(
+        context: dg.AssetCheckExecutionContext,
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
         asset_key = dg.AssetKey(feed.name)
-        mine = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[context.partition_key]),
-            limit=1,
-        ).records
-        if not mine:
-            return dg.AssetCheckResult(
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"partition {context.partition_key} has no materialization to judge",
-            )
-        earlier = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key, before_storage_id=mine[0].storage_id),
-            limit=band.history,
-        ).records
-        verdict = judge_volume(
-            recorded_ints(mine[0].asset_materialization),
-            [recorded_ints(record.asset_materialization) for record in earlier],
-            band,
-        )
-        return check_result(verdict)
+        [spec] = context.check_specs
+        for partition_key in context.partition_keys:
+            mine = context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]),
+                limit=1,
+            ).records
+            if mine:
+                earlier = context.instance.fetch_materializations(
+                    dg.AssetRecordsFilter(
+                        asset_key=asset_key, before_storage_id=mine[0].storage_id
+                    ),
+                    limit=band.history,
+                ).records
+                verdict = judge_volume(
+                    recorded_ints(mine[0].asset_materialization),
+                    [recorded_ints(record.asset_materialization) for record in earlier],
+                    band,
+                )
+            else:
+                verdict = Verdict(
+                    False,
+                    Severity.WARN,
+                    f"partition {partition_key} has no materialization to judge",
+                )
+            yield partition_evaluation(context.instance, spec, partition_key, verdict)
+        yield from check_outputs(context.op_execution_context.assets_def, [spec.key])
 
-    @dg.asset_check(
+    # Dagster types a check function as returning one AssetCheckResult; it runs a generator of
+    # per-partition evaluations too (checks/evaluations.py says why these yield them).
+    @dg.asset_check(  # type: ignore[arg-type]
         asset=feed.name,
         name=NOT_EMPTY,
         partitions_def=daily_partitions,
@@ -206,17 +212,20 @@ def build_standalone_checks(
     )
     def _not_empty(
         context: dg.AssetCheckExecutionContext, lake: DeltaMergeResource
-    ) -> dg.AssetCheckResult:
-        day = daily_partitions.time_window_for_partition_key(context.partition_key).start.date()
-        partition = {feed.partition_column: day} if feed.partition_column else None
-        try:
-            counts = lake.row_counts(feed.name, partition=partition)
-        except TableNotFoundError:
-            return dg.AssetCheckResult(
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=f"no Delta table at {lake.table_uri(feed.name)}",
-            )
-        return check_result(judge_not_empty(counts, partitioned=partition is not None))
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
+        [spec] = context.check_specs
+        for partition_key in context.partition_keys:
+            day = daily_partitions.time_window_for_partition_key(partition_key).start.date()
+            partition = {feed.partition_column: day} if feed.partition_column else None
+            try:
+                counts = lake.row_counts(feed.name, partition=partition)
+            except TableNotFoundError:
+                verdict = Verdict(
+                    False, Severity.ERROR, f"no Delta table at {lake.table_uri(feed.name)}"
+                )
+            else:
+                verdict = judge_not_empty(counts, partitioned=partition is not None)
+            yield partition_evaluation(context.instance, spec, partition_key, verdict)
+        yield from check_outputs(context.op_execution_context.assets_def, [spec.key])
 
     return [_volume, _not_empty]
