@@ -157,3 +157,17 @@ def test_backfill_wrote_every_partition_both_ways(quick_run):
         assert run["table_rows"] == plan["partitions"] * plan["rows_per_partition"]
         assert sum(worker["partitions"] for worker in run["workers"]) == plan["partitions"]
         assert len(run["workers"]) == (1 if run["mode"] == "serial" else plan["workers"])
+
+
+def test_the_ui_backfill_bench_credits_a_ranged_run_with_each_day_of_its_range():
+    from bench.backfill_ui import _covered
+
+    days = ["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"]
+    ranged = {
+        "dagster/asset_partition_range_start": "2026-11-02",
+        "dagster/asset_partition_range_end": "2026-11-03",
+    }
+    assert _covered(days, ranged) == ["2026-11-02", "2026-11-03"]
+    assert _covered(days, {"dagster/partition": "2026-11-04"}) == ["2026-11-04"]
+    assert _covered(days, {"dagster/partition": "2026-10-31"}) == []
+    assert _covered(days, {"dagster/backfill": "abc"}) == []

@@ -14,16 +14,23 @@ import polars as pl
 import pytest
 
 from deploy.instance import open_instance
-from upsert_pipeline.checks import COUNTS_RECONCILE
+from upsert_pipeline.checks import (
+    COUNTS_RECONCILE,
+    NO_OUT_OF_BAND_WRITES,
+    NOT_EMPTY,
+    VOLUME_WITHIN_HISTORY,
+)
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV, LandingResource
 from upsert_pipeline_tests.deployment import (
     CODE_LOCATION,
     SAMPLE_DATA,
     compose_services,
+    launch_backfill,
     launch_partition_run,
     live_group_members,
     running_topology,
+    wait_for_backfill_runs,
     wait_for_run,
 )
 from upsert_pipeline_tests.object_store import keys_under, moto_server, s3_client, s3_env
@@ -157,3 +164,58 @@ def test_a_run_submitted_to_the_webserver_is_dequeued_executed_and_stored_in_pos
         "AND dagster_event_type = 'ASSET_MATERIALIZATION'",
         (run_id,),
     ) == [(PARTITION,)]
+
+
+BACKFILL_DAYS = ("2026-11-03", "2026-11-04", "2026-11-05")
+
+
+def test_a_backfill_launched_as_the_ui_does_is_one_run_recording_every_day_and_check(
+    tmp_path, deployment_env, monkeypatch
+):
+    home = project_dagster_home(tmp_path / "dagster_home")
+    with running_topology(
+        dagster_home=home, env=deployment_env, log_dir=tmp_path / "logs"
+    ) as topology:
+        backfill_id = launch_backfill(topology.base_url, "orders", BACKFILL_DAYS)
+        statuses = wait_for_backfill_runs(topology, backfill_id)
+    # The backfill daemon submitted one run for the range (BackfillPolicy.single_run).
+    assert list(statuses.values()) == ["SUCCESS"], statuses
+    [run_id] = statuses
+
+    for name, value in deployment_env.items():
+        monkeypatch.setenv(name, value)
+    with open_instance(home) as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None
+        assert run.tags["dagster/asset_partition_range_start"] == BACKFILL_DAYS[0]
+        assert run.tags["dagster/asset_partition_range_end"] == BACKFILL_DAYS[-1]
+        recorded = {
+            day: instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("orders"), asset_partitions=[day]),
+                limit=5,
+            ).records
+            for day in BACKFILL_DAYS
+        }
+        verdicts: dict[str, dict[str, bool]] = {}
+        for record in instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            verdicts.setdefault(evaluation.partition, {})[evaluation.check_name] = evaluation.passed
+        landed = {
+            day: LandingResource(uri=deployment_env[LANDING_URI_ENV])
+            .read_batch(ORDERS, day)
+            .num_rows
+            for day in BACKFILL_DAYS
+        }
+
+    checks = {COUNTS_RECONCILE, NO_OUT_OF_BAND_WRITES, NOT_EMPTY, VOLUME_WITHIN_HISTORY}
+    for day in BACKFILL_DAYS:
+        [record] = recorded[day]
+        assert record.run_id == run_id
+        metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        # Each day its own counts: its own batch inserted into its own partition.
+        assert metadata["upsert/rows_inserted"] == landed[day]
+        assert metadata["dagster/partition_row_count"] == landed[day]
+        assert verdicts[day] == dict.fromkeys(checks, True), (day, verdicts[day])
+    assert set(verdicts) == set(BACKFILL_DAYS)
