@@ -6,6 +6,8 @@ import datetime as dt
 
 import dagster as dg
 import pytest
+from dagster._core.event_api import PartitionKeyFilter
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
@@ -77,6 +79,25 @@ def test_a_ranged_run_records_each_day_as_runs_of_one_day_would(resources, tmp_p
         }
         evaluations = result.get_asset_check_evaluations()
         verdicts = {asset: _verdicts(evaluations, asset) for asset in ("orders", "customers")}
+        # What the UI lists per partition: one execution of each check per day of the range,
+        # succeeded, judging that day's materialization.
+        for day in DAYS:
+            [materialization] = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=dg.AssetKey("orders"), asset_partitions=[day]),
+                limit=1,
+            ).records
+            for check in CHECKS:
+                [execution] = instance.event_log_storage.get_asset_check_execution_history(
+                    dg.AssetCheckKey(dg.AssetKey("orders"), check),
+                    limit=5,
+                    partition_filter=PartitionKeyFilter(key=day),
+                )
+                assert execution.status == AssetCheckExecutionRecordStatus.SUCCEEDED, (day, check)
+                assert execution.run_id == result.run_id
+                target = (
+                    execution.event.dagster_event.event_specific_data.target_materialization_data
+                )
+                assert target.storage_id == materialization.storage_id, (day, check)
 
     lake = tmp_path / "lake"
     table = DeltaTable(str(lake / "orders"))
