@@ -138,7 +138,7 @@ bench: install ## Run the benchmarks (about an hour) and rewrite BENCHMARKS.md a
 	$(RUN) python -m bench --out bench/results --markdown BENCHMARKS.md --plots docs
 
 .PHONY: bench-backfill-ui
-bench-backfill-ui: install ## Time a 10-partition backfill of orders launched as the UI does (about 3 min)
+bench-backfill-ui: install ## Time a 10-partition backfill of orders launched as the UI does (about 2 min)
 	$(RUN) python -m bench.backfill_ui
 
 .PHONY: clean
