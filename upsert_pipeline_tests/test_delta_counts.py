@@ -12,6 +12,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from upsert_pipeline.delta import read_row_counts, snapshot_counts, upsert
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch, scan_rows
+from upsert_pipeline_tests.fixture_tables import copy_fixture
 
 
 @pytest.fixture
@@ -60,31 +61,13 @@ def test_snapshot_counts_use_the_snapshot_held_in_memory(two_day_table):
 
 # tables written by Spark and Databricks ------------------------------------------------------
 
-_FIXTURES = Path("shared") / "fixtures" / "delta-tables"
-# <repo root>/../shared; found by walking up, so a copy of the tests (mutmut's mutants/) finds it.
-FIXTURES = next(
-    (
-        folder / _FIXTURES
-        for folder in Path(__file__).resolve().parents
-        if (folder / _FIXTURES).is_dir()
-    ),
-    Path(__file__).resolve().parents[1].parent / _FIXTURES,
-)
 TRUTHS = {"table-with-dv-small": 8, "cdf-table-with-cdc-and-dvs": 5, "delta-stats-optional": None}
 
 
 @pytest.fixture
 def fixture_copy(tmp_path):
     """Copies one of the shared fixture tables to ``tmp_path``; a missing fixture fails."""
-
-    def copy(name: str) -> str:
-        source = FIXTURES / name
-        assert (source / "_delta_log").is_dir(), f"fixture table missing: {source}"
-        target = tmp_path / name
-        shutil.copytree(source, target)
-        return str(target)
-
-    return copy
+    return lambda name: copy_fixture(name, tmp_path)
 
 
 @pytest.mark.parametrize(("name", "truth"), TRUTHS.items())

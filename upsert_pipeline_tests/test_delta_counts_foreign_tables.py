@@ -5,7 +5,6 @@ truths); each test copies one to ``tmp_path`` first.
 """
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import polars as pl
@@ -16,24 +15,7 @@ from deltalake.table import TableFeatures
 
 from upsert_pipeline.delta import read_row_counts, upsert
 from upsert_pipeline.delta.counts import snapshot_counts, uses_deletion_vectors
-
-
-def _fixtures() -> Path:
-    """``<repo root>/../shared/fixtures/delta-tables``, also from a copy of the tests."""
-    for folder in Path(__file__).resolve().parents:
-        fixtures = folder / "shared" / "fixtures" / "delta-tables"
-        if fixtures.is_dir():
-            return fixtures
-    raise FileNotFoundError("shared/fixtures/delta-tables is not beside the repository")
-
-
-def _copy(name: str, tmp_path: Path) -> str:
-    target = tmp_path / name
-    shutil.copytree(_fixtures() / name, target)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(path.stat().st_mode | 0o200)
-    return str(target)
-
+from upsert_pipeline_tests.fixture_tables import copy_fixture
 
 TRUTHS = [
     # (table, live rows, files, files without numRecords, deletion vectors)
@@ -45,7 +27,7 @@ TRUTHS = [
 
 @pytest.mark.parametrize(("name", "rows", "files", "without_stats", "dvs"), TRUTHS)
 def test_counts_of_tables_other_engines_wrote(tmp_path, name, rows, files, without_stats, dvs):
-    uri = _copy(name, tmp_path)
+    uri = copy_fixture(name, tmp_path)
 
     counts = read_row_counts(uri)
 
@@ -59,7 +41,7 @@ def test_counts_of_tables_other_engines_wrote(tmp_path, name, rows, files, witho
 
 
 def test_an_unreadable_deletion_vector_makes_the_count_unknown(tmp_path):
-    uri = _copy("table-with-dv-small", tmp_path)
+    uri = copy_fixture("table-with-dv-small", tmp_path)
     for vector in Path(uri).glob("deletion_vector_*.bin"):
         vector.unlink()
 
@@ -68,7 +50,7 @@ def test_an_unreadable_deletion_vector_makes_the_count_unknown(tmp_path):
 
 
 def test_an_upsert_into_a_table_with_deletion_vectors_counts_live_rows(tmp_path):
-    uri = _copy("table-with-dv-small", tmp_path)
+    uri = copy_fixture("table-with-dv-small", tmp_path)
     # 0 was removed by the deletion vector: it does not match and is inserted again.
     batch = pa.table({"value": pa.array([0, 5, 42], pa.int32())})
 
@@ -80,7 +62,7 @@ def test_an_upsert_into_a_table_with_deletion_vectors_counts_live_rows(tmp_path)
 
 
 def test_a_merge_into_a_databricks_table_counts_from_before_and_after(tmp_path):
-    uri = _copy("cdf-table-with-cdc-and-dvs", tmp_path)
+    uri = copy_fixture("cdf-table-with-cdc-and-dvs", tmp_path)
     batch = pa.table({"id": pa.array([0, 100], pa.int32()), "comment": ["changed", "new"]})
 
     result = upsert(uri, batch, keys=["id"])

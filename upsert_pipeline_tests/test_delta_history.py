@@ -2,7 +2,6 @@
 versions, data changes, maintenance, and net rows in delta-rs's and Spark's spelling."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,15 +19,7 @@ from upsert_pipeline.delta.history import (
     row_changes,
 )
 from upsert_pipeline.delta.log_files import commit_file_name, log_filesystem
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "delta-tables"
-
-
-def copy_fixture(name: str, tmp_path: Path) -> str:
-    """A writable copy of a read-only fixture table."""
-    target = tmp_path / name
-    shutil.copytree(FIXTURES / name, target)
-    return str(target)
+from upsert_pipeline_tests.fixture_tables import copy_fixture
 
 
 def _write_log(table: Path, version: int, actions: list[dict]) -> None:

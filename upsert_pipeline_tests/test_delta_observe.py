@@ -12,7 +12,7 @@ from upsert_pipeline.delta.history import RowChanges
 from upsert_pipeline.delta.log_files import commit_file_name
 from upsert_pipeline.delta.observe import observe_commits
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch
-from upsert_pipeline_tests.test_delta_history import copy_fixture
+from upsert_pipeline_tests.fixture_tables import copy_fixture
 
 FIXTURE = "cdf-table-with-cdc-and-dvs"
 FIXTURE_ROWS = 5  # the fixture README's truth at its latest version

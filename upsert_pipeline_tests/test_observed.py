@@ -14,7 +14,7 @@ from upsert_pipeline.delta.log_files import commit_file_name
 from upsert_pipeline.observed import build_observed_table
 from upsert_pipeline.sample_partner import write_partner_table
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch
-from upsert_pipeline_tests.test_delta_history import copy_fixture
+from upsert_pipeline_tests.fixture_tables import copy_fixture
 
 FIXTURE_ROWS = 5  # the fixture README's truth at its latest version
 
