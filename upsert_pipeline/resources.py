@@ -19,7 +19,7 @@ from upsert_pipeline.delta import (
     UpsertResult,
     UriPolicy,
     app_id_for,
-    read_row_counts,
+    read_partition_row_counts,
     upsert,
 )
 from upsert_pipeline.delta.predicates import check_identifier
@@ -183,10 +183,11 @@ class DeltaMergeResource(_AllowListedResource):
             required_columns=required_columns,
         )
 
-    def row_counts(
-        self, table: str, *, partition: Mapping[str, PartitionValue] | None = None
-    ) -> RowCounts:
-        """The table's (and a partition's) row counts, from the Delta log alone."""
-        return read_row_counts(
-            self.table_uri(table), partition=partition, storage_options=self.delta_storage_options()
+    def partition_row_counts(
+        self, table: str, partitions: Sequence[Mapping[str, PartitionValue] | None]
+    ) -> list[RowCounts]:
+        """``row_counts`` of each of ``partitions`` (``None``: the table alone), in order, from
+        one load of the Delta log."""
+        return read_partition_row_counts(
+            self.table_uri(table), partitions, storage_options=self.delta_storage_options()
         )

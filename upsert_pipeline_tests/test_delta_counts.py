@@ -10,7 +10,12 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from upsert_pipeline.delta import read_row_counts, snapshot_counts, upsert
+from upsert_pipeline.delta import (
+    read_partition_row_counts,
+    read_row_counts,
+    snapshot_counts,
+    upsert,
+)
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch, scan_rows
 from upsert_pipeline_tests.fixture_tables import copy_fixture
 
@@ -175,3 +180,12 @@ def test_deletion_vectors_are_subtracted_from_their_own_partition(fixture_copy, 
     assert with_vector.partition_rows == frame.filter(pl.col("day") == "2026-11-02").height == 8
     assert without.partition_rows == frame.filter(pl.col("day") == "2026-11-03").height == 10
     assert with_vector.table_rows == without.table_rows == frame.height == 18
+
+
+def test_counts_of_several_partitions_from_one_load_equal_one_load_each(two_days):
+    empty = dt.date(2026, 11, 9)
+    partitions = [{"order_date": DAY}, None, {"order_date": OTHER_DAY}, {"order_date": empty}]
+    together = read_partition_row_counts(two_days, partitions)
+    assert together == [read_row_counts(two_days, partition=p) for p in partitions]
+    assert [counts.partition_rows for counts in together] == [5, None, 3, 0]
+    assert {counts.table_rows for counts in together} == {8}

@@ -9,6 +9,7 @@ partition of its run (one, or a backfill's range) and records a verdict per part
 (``checks/evaluations.py``). No check opens a data file.
 """
 
+import datetime as dt
 import warnings
 from collections.abc import Iterator
 
@@ -152,6 +153,10 @@ def inline_verdicts(
     }
 
 
+def _day(partition_key: str) -> dt.date:
+    return daily_partitions.time_window_for_partition_key(partition_key).start.date()
+
+
 def build_standalone_checks(
     feed: Feed, band: VolumeBand = VOLUME_BAND
 ) -> list[dg.AssetChecksDefinition]:
@@ -214,17 +219,24 @@ def build_standalone_checks(
         context: dg.AssetCheckExecutionContext, lake: DeltaMergeResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
         [spec] = context.check_specs
-        for partition_key in context.partition_keys:
-            day = daily_partitions.time_window_for_partition_key(partition_key).start.date()
-            partition = {feed.partition_column: day} if feed.partition_column else None
-            try:
-                counts = lake.row_counts(feed.name, partition=partition)
-            except TableNotFoundError:
-                verdict = Verdict(
-                    False, Severity.ERROR, f"no Delta table at {lake.table_uri(feed.name)}"
-                )
-            else:
-                verdict = judge_not_empty(counts, partitioned=partition is not None)
+        scopes = [
+            {feed.partition_column: _day(partition_key)} if feed.partition_column else None
+            for partition_key in context.partition_keys
+        ]
+        try:
+            # One load of the log counts every partition of the run.
+            all_counts = lake.partition_row_counts(feed.name, scopes)
+        except TableNotFoundError:
+            missing = Verdict(
+                False, Severity.ERROR, f"no Delta table at {lake.table_uri(feed.name)}"
+            )
+            verdicts = [missing] * len(scopes)
+        else:
+            verdicts = [
+                judge_not_empty(counts, partitioned=feed.partition_column is not None)
+                for counts in all_counts
+            ]
+        for partition_key, verdict in zip(context.partition_keys, verdicts, strict=True):
             yield partition_evaluation(context.instance, spec, partition_key, verdict)
         yield from check_outputs(context.op_execution_context.assets_def, [spec.key])
 

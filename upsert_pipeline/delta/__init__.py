@@ -3,7 +3,12 @@
 Plain Python with no Dagster import: usable from any orchestrator, script or test.
 """
 
-from upsert_pipeline.delta.counts import read_row_counts, snapshot_counts
+from upsert_pipeline.delta.counts import (
+    read_partition_row_counts,
+    read_row_counts,
+    snapshot_counts,
+    snapshot_partition_counts,
+)
 from upsert_pipeline.delta.errors import (
     BatchSchemaError,
     ColumnTypeError,
@@ -60,7 +65,9 @@ __all__ = [
     "UriPolicy",
     "app_id_for",
     "is_commit_conflict",
+    "read_partition_row_counts",
     "read_row_counts",
     "snapshot_counts",
+    "snapshot_partition_counts",
     "upsert",
 ]

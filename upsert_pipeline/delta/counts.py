@@ -15,7 +15,7 @@ never a number that may be too high.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -140,28 +140,51 @@ def snapshot_counts(
         >>> counts.partition_rows
         412
     """
+    [counts] = snapshot_partition_counts(table, [partition])
+    return counts
+
+
+def snapshot_partition_counts(
+    table: DeltaTable, partitions: Sequence[Mapping[str, PartitionValue] | None]
+) -> list[RowCounts]:
+    """``snapshot_counts`` of each of ``partitions``, in order, reading the snapshot's add
+    actions and deletion vectors once for all of them.
+
+    Args:
+        table: A loaded table; its in-memory snapshot is what is counted.
+        partitions: ``{column: value}`` of each partition to count, or ``None`` for the table
+            alone.
+    """
     actions = pa.table(table.get_add_actions(flatten=True))
     live = _live_rows(table, actions)
     table_rows = _known_sum(live)
-    if partition is None:
-        return RowCounts(
-            version=table.version(),
-            table_rows=table_rows,
-            partition_rows=None,
-            table_files=actions.num_rows,
-            partition_files=0,
-            files_without_stats=actions.column("num_records").null_count,
+    all_counts = []
+    for partition in partitions:
+        if partition is None:
+            all_counts.append(
+                RowCounts(
+                    version=table.version(),
+                    table_rows=table_rows,
+                    partition_rows=None,
+                    table_files=actions.num_rows,
+                    partition_files=0,
+                    files_without_stats=actions.column("num_records").null_count,
+                )
+            )
+            continue
+        mask = _partition_mask(actions, partition)
+        in_partition = pc.filter(live, mask)
+        all_counts.append(
+            RowCounts(
+                version=table.version(),
+                table_rows=table_rows,
+                partition_rows=_known_sum(in_partition),
+                table_files=actions.num_rows,
+                partition_files=len(in_partition),
+                files_without_stats=pc.filter(actions.column("num_records"), mask).null_count,
+            )
         )
-    mask = _partition_mask(actions, partition)
-    in_partition = pc.filter(live, mask)
-    return RowCounts(
-        version=table.version(),
-        table_rows=table_rows,
-        partition_rows=_known_sum(in_partition),
-        table_files=actions.num_rows,
-        partition_files=len(in_partition),
-        files_without_stats=pc.filter(actions.column("num_records"), mask).null_count,
-    )
+    return all_counts
 
 
 def read_row_counts(
@@ -186,9 +209,31 @@ def read_row_counts(
         >>> read_row_counts("data/lake/orders", partition={"order_date": "2026-11-02"}).table_rows
         5893
     """
+    [counts] = read_partition_row_counts(
+        table_uri, [partition], version=version, storage_options=storage_options
+    )
+    return counts
+
+
+def read_partition_row_counts(
+    table_uri: str,
+    partitions: Sequence[Mapping[str, PartitionValue] | None],
+    *,
+    version: int | None = None,
+    storage_options: Mapping[str, str] | None = None,
+) -> list[RowCounts]:
+    """``read_row_counts`` of each of ``partitions``, in order, loading the log once.
+
+    Args:
+        table_uri: The Delta table's URI.
+        partitions: ``{column: value}`` of each partition to count, or ``None`` for the table
+            alone.
+        version: The version to count; the latest when ``None``.
+        storage_options: Options for the object store, passed to delta-rs.
+    """
     table = DeltaTable(
         table_uri,
         version=version,
         storage_options=dict(storage_options) if storage_options else None,
     )
-    return snapshot_counts(table, partition)
+    return snapshot_partition_counts(table, partitions)
