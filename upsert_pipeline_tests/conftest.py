@@ -71,6 +71,47 @@ def scan_rows(table_uri: str, day: dt.date | None = None) -> int:
     return int(frame.select(pl.len()).collect().item())
 
 
+def partition_materializations(
+    instance: dg.DagsterInstance, asset: str, days: Sequence[str], limit: int = 5
+) -> dict[str, Sequence[dg.EventLogRecord]]:
+    """Each day's latest materializations of ``asset`` (newest first, at most ``limit``)."""
+    return {
+        day: instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]),
+            limit=limit,
+        ).records
+        for day in days
+    }
+
+
+def run_check_evaluations(
+    instance: dg.DagsterInstance, run_id: str
+) -> list[dg.AssetCheckEvaluation]:
+    """Every check evaluation a run recorded, as stored in the event log."""
+    return [
+        record.event_log_entry.dagster_event.event_specific_data
+        for record in instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        ).records
+        if record.event_log_entry.dagster_event is not None
+    ]
+
+
+def verdicts_by_partition(
+    evaluations: Sequence[dg.AssetCheckEvaluation], asset: str
+) -> dict[str, dict[str, bool]]:
+    """Per partition, each check's verdict on ``asset``; each names its partition, once per
+    partition and check."""
+    by_day: dict[str, dict[str, bool]] = {}
+    for evaluation in evaluations:
+        if evaluation.asset_key == dg.AssetKey(asset):
+            assert evaluation.partition is not None, evaluation
+            day = by_day.setdefault(evaluation.partition, {})
+            assert evaluation.check_name not in day, evaluation  # once per day and check
+            day[evaluation.check_name] = evaluation.passed
+    return by_day
+
+
 @pytest.fixture
 def table_uri(tmp_path: Path) -> str:
     return str(tmp_path / "lake" / "orders")

@@ -8,15 +8,10 @@ leaving ``running_topology`` ends each group (run workers included) and waits fo
 """
 
 import contextlib
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +19,9 @@ from typing import Any
 
 import yaml
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+from upsert_pipeline_tests.processes import free_port, stop_group
+from upsert_pipeline_tests.webserver import LOCATION_NAME, PROJECT_DIR, graphql, location_loaded
+
 COMPOSE_FILE = PROJECT_DIR / "docker-compose.yml"
 CODE_LOCATION = "code-location"
 WEBSERVER = "dagster-webserver"
@@ -33,19 +30,10 @@ OBJECT_STORE = "minio"
 CREATE_BUCKETS = "create-buckets"
 SAMPLE_DATA = "sample-data"
 MIGRATE_INSTANCE = "migrate-instance"
-LOCATION_NAME = "upsert_pipeline"
 REPOSITORY_NAME = "__repository__"
 ASSET_JOB = "__ASSET_JOB"
 READY_TIMEOUT_S = 90.0
-STOP_TIMEOUT_S = 15.0
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def compose_services() -> dict[str, dict[str, Any]]:
@@ -106,74 +94,6 @@ class Topology:
             for name, path in self.logs.items()
             if path.exists()
         )
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """The processes of group ``pgid`` that are still running (zombies excluded)."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        # pid (comm) state ppid pgrp ...; comm may hold spaces, so split after its ')'.
-        fields = text[text.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
-
-
-def _stop_group(process: "subprocess.Popen[bytes]") -> None:
-    """SIGTERM to the process group, SIGKILL to whatever of it is left after a grace period."""
-    pgid = process.pid
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        process.poll()
-        if not live_group_members(pgid):
-            break
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-    process.wait(timeout=STOP_TIMEOUT_S)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while live_group_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def graphql(base_url: str, query: str, variables: Mapping[str, Any] | None = None) -> Any:
-    """The ``data`` of one GraphQL request to the webserver; raises on GraphQL errors."""
-    body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
-    request = urllib.request.Request(
-        f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        payload = json.loads(response.read())
-    if payload.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {payload['errors']}")
-    return payload["data"]
-
-
-LOCATION_STATUS = """
-{ workspaceOrError { __typename ... on Workspace { locationEntries { name loadStatus
-  locationOrLoadError { __typename ... on PythonError { message } } } } } }
-"""
-
-
-def _location_loaded(base_url: str) -> bool:
-    try:
-        data = graphql(base_url, LOCATION_STATUS)
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-    entries = data["workspaceOrError"].get("locationEntries", [])
-    for entry in entries:
-        error = entry["locationOrLoadError"]
-        if error and error["__typename"] == "PythonError":
-            raise RuntimeError(f"code location {entry['name']} failed to load: {error['message']}")
-    return any(
-        entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED" for entry in entries
-    )
 
 
 def _wait(ready: Any, what: str, topology: Topology) -> None:
@@ -259,11 +179,11 @@ def running_topology(
         _wait(code_server_healthy, "code server (compose health check)", topology)
         start(WEBSERVER, webserver)
         start(DAEMON, daemon)
-        _wait(lambda: _location_loaded(topology.base_url), "webserver", topology)
+        _wait(lambda: location_loaded(topology.base_url), "webserver", topology)
         yield topology
     finally:
         for process in reversed(list(topology.processes.values())):
-            _stop_group(process)
+            stop_group(process)
 
 
 LAUNCH_RUN = """

@@ -22,17 +22,12 @@ from pathlib import Path
 
 import boto3
 
+from upsert_pipeline_tests.processes import free_port
+
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 REGION = "us-east-1"
 START_TIMEOUT_S = 30.0
 LIFETIME_S = 900
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: "subprocess.Popen[bytes]") -> None:

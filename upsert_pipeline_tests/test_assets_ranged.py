@@ -23,7 +23,14 @@ from upsert_pipeline.checks import (
 from upsert_pipeline.delta.history import PARTITION_MARKER
 from upsert_pipeline.sample_data import generate
 from upsert_pipeline.sources import LandingFileNotFoundError
-from upsert_pipeline_tests.conftest import feed_asset, feed_checks, scan_rows
+from upsert_pipeline_tests.conftest import (
+    feed_asset,
+    feed_checks,
+    partition_materializations,
+    run_check_evaluations,
+    scan_rows,
+    verdicts_by_partition,
+)
 
 orders, customers = feed_asset("orders"), feed_asset("customers")
 ASSETS = [orders, customers, *feed_checks("orders", "customers")]
@@ -46,24 +53,10 @@ def _range_tags(first: str, last: str) -> dict[str, str]:
 
 
 def _recorded(instance, asset: str, day: str) -> dict[str, object]:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=2
-    ).records
+    records = partition_materializations(instance, asset, [day], limit=2)[day]
     assert len(records) == 1, (asset, day, len(records))
     metadata = records[0].asset_materialization.metadata
     return {key: value.value for key, value in metadata.items() if key not in VOLATILE}
-
-
-def _verdicts(evaluations, asset: str) -> dict[str, dict[str, bool]]:
-    """Per day, each check's verdict, from the evaluations a run recorded."""
-    by_day: dict[str, dict[str, bool]] = {}
-    for evaluation in evaluations:
-        if evaluation.asset_key == dg.AssetKey(asset):
-            assert evaluation.partition is not None, evaluation
-            day = by_day.setdefault(evaluation.partition, {})
-            assert evaluation.check_name not in day, evaluation  # once per day and check
-            day[evaluation.check_name] = evaluation.passed
-    return by_day
 
 
 def test_a_ranged_run_records_each_day_as_runs_of_one_day_would(resources, tmp_path):
@@ -78,14 +71,13 @@ def test_a_ranged_run_records_each_day_as_runs_of_one_day_would(resources, tmp_p
             for day in DAYS
         }
         evaluations = result.get_asset_check_evaluations()
-        verdicts = {asset: _verdicts(evaluations, asset) for asset in ("orders", "customers")}
+        verdicts = {
+            asset: verdicts_by_partition(evaluations, asset) for asset in ("orders", "customers")
+        }
         # What the UI lists per partition: one execution of each check per day of the range,
         # succeeded, judging that day's materialization.
         for day in DAYS:
-            [materialization] = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("orders"), asset_partitions=[day]),
-                limit=1,
-            ).records
+            [materialization] = partition_materializations(instance, "orders", [day])[day]
             for check in CHECKS:
                 [execution] = instance.event_log_storage.get_asset_check_execution_history(
                     dg.AssetCheckKey(dg.AssetKey("orders"), check),
@@ -157,20 +149,9 @@ def test_a_day_that_fails_mid_range_leaves_the_days_before_it_recorded(
             )
         [run] = instance.get_runs()
         assert run.status == dg.DagsterRunStatus.FAILURE
-        evaluations = [
-            record.event_log_entry.dagster_event.event_specific_data
-            for record in instance.get_records_for_run(
-                run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            ).records
-        ]
-        recorded = {
-            day: instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("orders"), asset_partitions=[day]),
-                limit=1,
-            ).records
-            for day in DAYS
-        }
-        verdicts = _verdicts(evaluations, "orders")
+        evaluations = run_check_evaluations(instance, run.run_id)
+        recorded = partition_materializations(instance, "orders", DAYS, limit=1)
+        verdicts = verdicts_by_partition(evaluations, "orders")
     # The three days before the missing batch were committed and are recorded with their
     # counts and inline verdicts; the missing day and the days after it are neither.
     assert [day for day in DAYS if recorded[day]] == DAYS[:3]

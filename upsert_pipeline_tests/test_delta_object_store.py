@@ -4,7 +4,6 @@ No ``AWS_*`` variable is set in the environment: if any function dropped its ``s
 delta-rs would find no endpoint or credentials and fail.
 """
 
-import socket
 from collections.abc import Iterator
 
 import boto3
@@ -13,22 +12,16 @@ from moto.server import ThreadedMotoServer
 
 from upsert_pipeline.delta import read_row_counts, upsert
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch
+from upsert_pipeline_tests.processes import free_port
 
 BUCKET = "lake"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @pytest.fixture
 def s3_options(monkeypatch) -> Iterator[dict[str, str]]:
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:

@@ -22,13 +22,17 @@ from upsert_pipeline.checks import (
 )
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV, LandingResource
+from upsert_pipeline_tests.conftest import (
+    partition_materializations,
+    run_check_evaluations,
+    verdicts_by_partition,
+)
 from upsert_pipeline_tests.deployment import (
     CODE_LOCATION,
     SAMPLE_DATA,
     compose_services,
     launch_backfill,
     launch_partition_run,
-    live_group_members,
     running_topology,
     wait_for_backfill_runs,
     wait_for_run,
@@ -40,6 +44,7 @@ from upsert_pipeline_tests.postgres import (
     project_dagster_home,
     query,
 )
+from upsert_pipeline_tests.processes import live_group_members
 
 PARTITION = "2026-11-02"
 COUNT_KEYS = (
@@ -189,19 +194,8 @@ def test_a_backfill_launched_as_the_ui_does_is_one_run_recording_every_day_and_c
         assert run is not None
         assert run.tags["dagster/asset_partition_range_start"] == BACKFILL_DAYS[0]
         assert run.tags["dagster/asset_partition_range_end"] == BACKFILL_DAYS[-1]
-        recorded = {
-            day: instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=dg.AssetKey("orders"), asset_partitions=[day]),
-                limit=5,
-            ).records
-            for day in BACKFILL_DAYS
-        }
-        verdicts: dict[str, dict[str, bool]] = {}
-        for record in instance.get_records_for_run(
-            run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
-        ).records:
-            evaluation = record.event_log_entry.dagster_event.event_specific_data
-            verdicts.setdefault(evaluation.partition, {})[evaluation.check_name] = evaluation.passed
+        recorded = partition_materializations(instance, "orders", BACKFILL_DAYS)
+        verdicts = verdicts_by_partition(run_check_evaluations(instance, run_id), "orders")
         landed = {
             day: LandingResource(uri=deployment_env[LANDING_URI_ENV])
             .read_batch(ORDERS, day)

@@ -19,7 +19,6 @@ from deploy.instance import (
     open_instance,
     postgres_settings,
 )
-from upsert_pipeline_tests.deployment import free_port
 from upsert_pipeline_tests.postgres import (
     PROJECT_DIR,
     database_exists,
@@ -29,6 +28,7 @@ from upsert_pipeline_tests.postgres import (
     project_dagster_home,
     unique_database_name,
 )
+from upsert_pipeline_tests.processes import free_port
 
 
 @pytest.fixture

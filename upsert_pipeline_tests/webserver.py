@@ -4,8 +4,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,17 +13,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from upsert_pipeline_tests.processes import free_port, stop_group
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFINITIONS_MODULE = "upsert_pipeline.definitions"
 LOCATION_NAME = "upsert_pipeline"
 READY_TIMEOUT_S = 60.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_workspace(path: Path) -> Path:
@@ -49,18 +42,18 @@ def write_instance_config(dagster_home: Path) -> Path:
     return config
 
 
-def graphql(base_url: str, query: str) -> dict[str, Any]:
-    """Posts one GraphQL query (or mutation) to the webserver and returns its ``data``."""
+def graphql(base_url: str, query: str, variables: Mapping[str, Any] | None = None) -> Any:
+    """The ``data`` of one GraphQL query (or mutation) to the webserver; raises on GraphQL
+    errors."""
+    body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
     request = urllib.request.Request(
-        f"{base_url}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
+        f"{base_url}/graphql", data=body, headers={"Content-Type": "application/json"}
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        body = json.load(response)
-    if body.get("errors"):
-        raise RuntimeError(f"GraphQL errors: {body['errors']}")
-    return dict(body["data"])
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.load(response)
+    if payload.get("errors"):
+        raise RuntimeError(f"GraphQL errors: {payload['errors']}")
+    return payload["data"]
 
 
 _LOCATIONS_QUERY = """{
@@ -76,7 +69,7 @@ _LOCATIONS_QUERY = """{
 }"""
 
 
-def _location_loaded(base_url: str) -> bool:
+def location_loaded(base_url: str) -> bool:
     """Whether the webserver answers and has loaded the code location; raises if it failed to."""
     try:
         data = graphql(base_url, _LOCATIONS_QUERY)
@@ -90,22 +83,6 @@ def _location_loaded(base_url: str) -> bool:
     return any(
         entry["name"] == LOCATION_NAME and entry["loadStatus"] == "LOADED" for entry in entries
     )
-
-
-def _stop(process: "subprocess.Popen[bytes]") -> None:
-    """Terminates the webserver's whole process group (it starts a code server child)."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
-    # The code server may outlive its parent for a moment: end the rest of the group too.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager
@@ -145,7 +122,7 @@ def running_webserver(
         )
         try:
             deadline = time.monotonic() + READY_TIMEOUT_S
-            while not _location_loaded(base_url):
+            while not location_loaded(base_url):
                 if process.poll() is not None:
                     raise RuntimeError(f"dagster-webserver exited: {log_path.read_text()}")
                 if time.monotonic() > deadline:
@@ -153,4 +130,4 @@ def running_webserver(
                 time.sleep(0.25)
             yield base_url
         finally:
-            _stop(process)
+            stop_group(process)
