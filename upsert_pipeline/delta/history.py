@@ -144,6 +144,25 @@ def parse_commit(version: int, actions: Sequence[Mapping[str, Any]]) -> Commit:
     )
 
 
+def read_commits(
+    table_uri: str, versions: Sequence[int], storage_options: Mapping[str, str] | None = None
+) -> list[tuple[int, Commit | None]]:
+    """Each version's commit, in order, read from its own ``_delta_log/<version>.json``;
+    ``None`` where that file is gone (cleaned up after a checkpoint, or never written).
+
+    One small GET per version: on an object store their latency adds up, so they overlap.
+    """
+    if not versions:
+        return []
+    filesystem, log_path = log_filesystem(table_uri, storage_options)
+    with ThreadPoolExecutor(max_workers=min(_READERS, len(versions))) as pool:
+        read = pool.map(lambda v: read_commit_actions(filesystem, log_path, v), versions)
+        return [
+            (version, None if actions is None else parse_commit(version, actions))
+            for version, actions in zip(versions, read, strict=True)
+        ]
+
+
 def commits_between(
     table_uri: str,
     after_version: int,
@@ -168,19 +187,9 @@ def commits_between(
     """
     if up_to_version <= after_version:
         return []
-    filesystem, log_path = log_filesystem(table_uri, storage_options)
-    versions = range(after_version + 1, up_to_version + 1)
-    # One small GET per version: on an object store their latency adds up, so they overlap.
-    with ThreadPoolExecutor(max_workers=min(_READERS, len(versions))) as pool:
-        read = pool.map(lambda v: read_commit_actions(filesystem, log_path, v), versions)
-        actions_by_version = list(zip(versions, read, strict=True))
-    commits = []
-    missing = []
-    for version, actions in actions_by_version:
-        if actions is None:
-            missing.append(version)
-        else:
-            commits.append(parse_commit(version, actions))
+    read = read_commits(table_uri, range(after_version + 1, up_to_version + 1), storage_options)
+    commits = [commit for _, commit in read if commit is not None]
+    missing = [version for version, commit in read if commit is None]
     if missing:
         raise HistoryUnavailableError(
             f"the log of {table_uri} holds no commit file for version(s) {missing}: cleaned up "

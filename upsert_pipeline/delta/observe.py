@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from deltalake import DeltaTable
 
 from upsert_pipeline.delta.counts import snapshot_counts
-from upsert_pipeline.delta.history import Commit, RowChanges, parse_commit, row_changes
-from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
+from upsert_pipeline.delta.history import Commit, RowChanges, read_commits, row_changes
 from upsert_pipeline.delta.partition_counts import partition_row_counts
 
 DEFAULT_MAX_COMMITS = 100
@@ -98,14 +97,11 @@ def observe_commits(
     first = 0 if after_version is None else after_version + 1
     new_versions = list(range(first, latest + 1))
     skipped = new_versions[: max(0, len(new_versions) - max_commits)]
-    filesystem, log_path = log_filesystem(table_uri, storage_options)
     records = []
-    for version in new_versions[len(skipped) :]:
-        actions = read_commit_actions(filesystem, log_path, version)
-        if actions is None:
+    for version, commit in read_commits(table_uri, new_versions[len(skipped) :], storage_options):
+        if commit is None:
             skipped.append(version)
             continue
-        commit = parse_commit(version, actions)
         table.load_as_version(version)
         counts = snapshot_counts(table)
         records.append(

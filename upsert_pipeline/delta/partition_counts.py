@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from upsert_pipeline.delta.counts import snapshot_counts
+from upsert_pipeline.delta.counts import snapshot_partition_counts
 from upsert_pipeline.delta.result import PartitionValue
 
 PARTITION_PREFIX = "partition."
@@ -84,11 +84,14 @@ def partition_row_counts(
     """
     if not table.metadata().partition_columns:
         return {}
-    counts: dict[str, int | None] = {}
-    for partition in partitions if partitions is not None else snapshot_partitions(table):
-        if any(value is None for value in partition.values.values()):
-            counts[partition.label] = None
-            continue
-        known = {column: value for column, value in partition.values.items() if value is not None}
-        counts[partition.label] = snapshot_counts(table, known).partition_rows
+    every = partitions if partitions is not None else snapshot_partitions(table)
+    known = [p for p in every if all(value is not None for value in p.values.values())]
+    counts: dict[str, int | None] = dict.fromkeys((p.label for p in every), None)
+    # One read of the add actions and deletion vectors for all of them.
+    known_counts = snapshot_partition_counts(
+        table,
+        [{column: v for column, v in p.values.items() if v is not None} for p in known],
+    )
+    for partition, partition_counts in zip(known, known_counts, strict=True):
+        counts[partition.label] = partition_counts.partition_rows
     return counts
