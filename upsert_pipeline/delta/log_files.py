@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from pyarrow import fs as pafs
 
 from upsert_pipeline.delta.storage import arrow_filesystem, storage_options_for
-from upsert_pipeline.delta.uris import LOCAL_SCHEME, scheme_of
 
 LOG_DIR = "_delta_log"
 
@@ -36,9 +34,6 @@ def log_filesystem(
         >>> log
         'lake/orders/_delta_log'
     """
-    if scheme_of(table_uri) == LOCAL_SCHEME:
-        path = table_uri.removeprefix("file://")
-        return pafs.LocalFileSystem(), str(Path(path).resolve() / LOG_DIR)
     options = storage_options_for(table_uri, overrides=storage_options)
     filesystem, path = arrow_filesystem(table_uri, options)
     return filesystem, f"{path.rstrip('/')}/{LOG_DIR}"

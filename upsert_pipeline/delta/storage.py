@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
-from upsert_pipeline.delta.uris import LOCAL_SCHEME, scheme_of
+from upsert_pipeline.delta.uris import AZURE_SCHEMES, LOCAL_SCHEME, scheme_of
 
 S3_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -57,7 +57,8 @@ _ACCESS_KEY = ("aws_access_key_id", "access_key_id")
 _SECRET_KEY = ("aws_secret_access_key", "secret_access_key")
 _SESSION_TOKEN = ("aws_session_token", "session_token", "aws_token", "token")
 _REGION = ("aws_region", "region", "aws_default_region", "default_region")
-_ENDPOINT = ("aws_endpoint_url", "aws_endpoint", "endpoint_url", "endpoint")
+S3_ENDPOINT_OPTIONS = ("aws_endpoint_url", "aws_endpoint", "endpoint_url", "endpoint")
+"""object_store's names of an S3 endpoint option."""
 _AZURE_KEY = ("azure_storage_account_key", "account_key", "access_key")
 _AZURE_SAS = ("azure_storage_sas_token", "sas_token", "sas_key")
 
@@ -107,7 +108,7 @@ def storage_options_for(
 
 
 def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
-    endpoint = option(options, _ENDPOINT)
+    endpoint = option(options, S3_ENDPOINT_OPTIONS)
     scheme, endpoint_override = None, None
     if endpoint:
         parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
@@ -139,7 +140,7 @@ def arrow_filesystem(uri: str, options: Mapping[str, str]) -> tuple[pafs.FileSys
     if scheme == "s3":
         return _s3_filesystem(options), uri.split("://", 1)[1]
     filesystem, path = pafs.FileSystem.from_uri(uri)
-    if scheme in ("abfs", "abfss") and (option(options, _AZURE_KEY) or option(options, _AZURE_SAS)):
+    if scheme in AZURE_SCHEMES and (option(options, _AZURE_KEY) or option(options, _AZURE_SAS)):
         account = urlsplit(uri).netloc.split("@", 1)[1].split(".", 1)[0]
         filesystem = pafs.AzureFileSystem(
             account,

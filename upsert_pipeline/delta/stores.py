@@ -36,7 +36,7 @@ from obstore.exceptions import (
 from obstore.store import ObjectStore, from_url
 
 from upsert_pipeline.delta.errors import UnsafeObjectStoreError
-from upsert_pipeline.delta.storage import is_true, option, storage_options_for
+from upsert_pipeline.delta.storage import S3_ENDPOINT_OPTIONS, is_true, option, storage_options_for
 from upsert_pipeline.delta.uris import LOCAL_SCHEME, scheme_of
 
 SINGLE_WRITER_ENV = "UPSERT_PIPELINE_SINGLE_WRITER"
@@ -73,14 +73,7 @@ _BOOLEAN_CLIENT_OPTIONS = frozenset(
     {"allow_http", "allow_invalid_certificates", "http1_only", "http2_only", "randomize_addresses"}
 )
 _STORE_PREFIXES = ("aws_", "google_", "azure_")
-_ENDPOINT_OPTIONS = (
-    "aws_endpoint_url",
-    "aws_endpoint",
-    "endpoint_url",
-    "endpoint",
-    "azure_storage_endpoint",
-    "azure_endpoint",
-)
+_ENDPOINT_OPTIONS = (*S3_ENDPOINT_OPTIONS, "azure_storage_endpoint", "azure_endpoint")
 _UNKNOWN_KEY = re.compile(r"Configuration key: '([^']+)'")
 
 _safe_stores: set[tuple[str, str, str]] = set()

@@ -220,12 +220,12 @@ def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
         NullValueError: A column the batch declares not null holds a null.
     """
     fields = [field for field in batch.schema if field.name not in ignore]
-    wanted = pa.schema([field.with_type(storage_type(field.type)) for field in fields])
+    wanted = storage_schema(pa.schema(fields))
     wrong = [
         f"{field.name}: {field.type} "
         + (f"(Delta Lake stores {stored})" if stored is not None else "(no Delta Lake type)")
-        for field, stored in zip(fields, _delta_types(wanted), strict=True)
-        if stored is None or stored != storage_type(field.type)
+        for field, want, stored in zip(fields, wanted, _delta_types(wanted), strict=True)
+        if stored is None or stored != want.type
     ]
     if wrong:
         raise ColumnTypeError(
