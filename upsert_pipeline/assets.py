@@ -1,26 +1,19 @@
 """Partitioned ingestion assets: each day's landing batch MERGEd into its feed's Delta table."""
 
-import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
 
-from upsert_pipeline.checks.evaluations import check_outputs, partition_evaluation
+from upsert_pipeline.checks.evaluations import check_outputs, latest_target, partition_evaluation
 from upsert_pipeline.checks.judges import Verdict
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts
-from upsert_pipeline.delta import PartitionValue
 from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.metadata import upsert_metadata
-from upsert_pipeline.partitions import daily_partitions
+from upsert_pipeline.partitions import daily_partitions, partition_scope
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
-
-
-def partition_scope(feed: Feed, day: dt.date) -> dict[str, PartitionValue] | None:
-    """The ``{column: day}`` a feed's merge is scoped to, or ``None`` for an unpartitioned table."""
-    return {feed.partition_column: day} if feed.partition_column else None
 
 
 class UpsertConfig(dg.Config):
@@ -105,12 +98,12 @@ def build_upsert_asset(
                     yield dg.AssetMaterialization(
                         asset_key=feed.name, partition=done.partition_key, metadata=done.metadata
                     )
-                yield from _evaluations(context.instance, selected, merged)
+                yield from _evaluations(context.instance, feed.name, selected, merged)
                 raise
         for done in merged:
             context.add_asset_metadata(done.metadata, partition_key=done.partition_key)
         yield dg.MaterializeResult()
-        yield from _evaluations(context.instance, selected, merged)
+        yield from _evaluations(context.instance, feed.name, selected, merged)
         yield from check_outputs(context.assets_def, [spec.key for spec in selected])
 
     return _upsert_asset
@@ -125,13 +118,12 @@ def _merge(
     partition_key: str,
 ) -> _Merged:
     """Upserts one day's landing batch and judges the inline checks on what the merge returned."""
-    day = daily_partitions.time_window_for_partition_key(partition_key).start.date()
     batch = landing.read_batch(feed, partition_key)
     result = lake.upsert(
         feed.name,
         batch,
         keys=feed.keys,
-        partition=partition_scope(feed, day),
+        partition=partition_scope(feed.partition_column, partition_key),
         commit_metadata={
             "dagster.run_id": context.run.run_id,
             PIPELINE_MARKER: feed.name,
@@ -163,12 +155,16 @@ def _merge(
 
 
 def _evaluations(
-    instance: dg.DagsterInstance, specs: list[dg.AssetCheckSpec], merged: list[_Merged]
+    instance: dg.DagsterInstance,
+    feed_name: str,
+    specs: list[dg.AssetCheckSpec],
+    merged: list[_Merged],
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Each selected inline check's verdict on each merged partition, after its materialization."""
     for done in merged:
+        target = latest_target(instance, dg.AssetKey(feed_name), done.partition_key)
         for spec in specs:
-            yield partition_evaluation(instance, spec, done.partition_key, done.verdicts[spec.name])
+            yield partition_evaluation(spec, done.partition_key, done.verdicts[spec.name], target)
 
 
 def __getattr__(name: str) -> dg.AssetsDefinition:

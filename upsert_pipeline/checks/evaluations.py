@@ -18,57 +18,42 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from upsert_pipeline.checks.judges import MetadataScalar, Severity, Verdict
-
-SEVERITIES = {
-    Severity.WARN: dg.AssetCheckSeverity.WARN,
-    Severity.ERROR: dg.AssetCheckSeverity.ERROR,
-}
+from upsert_pipeline.checks.judges import Verdict
 
 
-def metadata_value(value: MetadataScalar) -> dg.MetadataValue:
-    """A verdict's number or text as metadata; counts stay integers so the UI plots them."""
-    if isinstance(value, int):
-        return dg.MetadataValue.int(value)
-    if isinstance(value, float):
-        return dg.MetadataValue.float(value)
-    return dg.MetadataValue.text(value)
-
-
-def _target_materialization(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
-    ).records
-    if not records:
-        return None
+def target_of(record: dg.EventLogRecord) -> AssetCheckEvaluationTargetMaterializationData:
+    """The materialization record an evaluation judged, as the evaluation points at it."""
     return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=records[0].storage_id,
-        run_id=records[0].run_id,
-        timestamp=records[0].timestamp,
+        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
     )
 
 
+def latest_target(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """The partition's latest materialization (what Dagster's own conversion of a check result
+    points at), or ``None`` if it has none. Read it after the materialization is recorded."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
+    ).records
+    return target_of(records[0]) if records else None
+
+
 def partition_evaluation(
-    instance: dg.DagsterInstance,
     spec: dg.AssetCheckSpec,
     partition_key: str,
     verdict: Verdict,
+    target: AssetCheckEvaluationTargetMaterializationData | None,
 ) -> dg.AssetCheckEvaluation:
-    """The verdict of ``spec`` on one partition, as the event the UI lists under that partition.
-
-    Build it after the partition's materialization is recorded: the evaluation points at it.
-    """
+    """The verdict of ``spec`` on one partition, judging the materialization ``target``, as the
+    event the UI lists under that partition. Counts stay integers, so the UI plots them."""
     return dg.AssetCheckEvaluation(
         asset_key=spec.asset_key,
         check_name=spec.name,
         passed=verdict.passed,
-        metadata={name: metadata_value(value) for name, value in verdict.metadata.items()},
-        target_materialization_data=_target_materialization(
-            instance, spec.asset_key, partition_key
-        ),
-        severity=SEVERITIES[verdict.severity],
+        metadata=dict(verdict.metadata),
+        target_materialization_data=target,
+        severity=dg.AssetCheckSeverity(verdict.severity.value),
         description=verdict.description,
         blocking=spec.blocking,
         partition=partition_key,

@@ -9,7 +9,6 @@ partition of its run (one, or a backfill's range) and records a verdict per part
 (``checks/evaluations.py``). No check opens a data file.
 """
 
-import datetime as dt
 import warnings
 from collections.abc import Iterator
 
@@ -18,10 +17,10 @@ from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.checks.evaluations import (
-    SEVERITIES,
     check_outputs,
-    metadata_value,
+    latest_target,
     partition_evaluation,
+    target_of,
 )
 from upsert_pipeline.checks.judges import (
     VOLUME_BAND,
@@ -42,7 +41,7 @@ from upsert_pipeline.checks.names import (
 from upsert_pipeline.delta import UpsertResult, read_row_counts
 from upsert_pipeline.delta.history import HistoryUnavailableError, commits_between
 from upsert_pipeline.feeds import Feed
-from upsert_pipeline.partitions import daily_partitions
+from upsert_pipeline.partitions import daily_partitions, partition_scope
 from upsert_pipeline.resources import DeltaMergeResource
 
 # Every check here is partitioned like its asset, so the UI shows a verdict per partition. In
@@ -62,9 +61,9 @@ def check_result(verdict: Verdict, *, check_name: str | None = None) -> dg.Asset
     return dg.AssetCheckResult(
         check_name=check_name,
         passed=verdict.passed,
-        severity=SEVERITIES[verdict.severity],
+        severity=dg.AssetCheckSeverity(verdict.severity.value),
         description=verdict.description,
-        metadata={name: metadata_value(value) for name, value in verdict.metadata.items()},
+        metadata=dict(verdict.metadata),
     )
 
 
@@ -153,10 +152,6 @@ def inline_verdicts(
     }
 
 
-def _day(partition_key: str) -> dt.date:
-    return daily_partitions.time_window_for_partition_key(partition_key).start.date()
-
-
 def build_standalone_checks(
     feed: Feed, band: VolumeBand = VOLUME_BAND
 ) -> list[dg.AssetChecksDefinition]:
@@ -201,7 +196,8 @@ def build_standalone_checks(
                     Severity.WARN,
                     f"partition {partition_key} has no materialization to judge",
                 )
-            yield partition_evaluation(context.instance, spec, partition_key, verdict)
+            target = target_of(mine[0]) if mine else None
+            yield partition_evaluation(spec, partition_key, verdict, target)
         yield from check_outputs(context.op_execution_context.assets_def, [spec.key])
 
     # Dagster types a check function as returning one AssetCheckResult; it runs a generator of
@@ -219,10 +215,7 @@ def build_standalone_checks(
         context: dg.AssetCheckExecutionContext, lake: DeltaMergeResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
         [spec] = context.check_specs
-        scopes = [
-            {feed.partition_column: _day(partition_key)} if feed.partition_column else None
-            for partition_key in context.partition_keys
-        ]
+        scopes = [partition_scope(feed.partition_column, key) for key in context.partition_keys]
         try:
             # One load of the log counts every partition of the run.
             all_counts = lake.partition_row_counts(feed.name, scopes)
@@ -237,7 +230,8 @@ def build_standalone_checks(
                 for counts in all_counts
             ]
         for partition_key, verdict in zip(context.partition_keys, verdicts, strict=True):
-            yield partition_evaluation(context.instance, spec, partition_key, verdict)
+            target = latest_target(context.instance, spec.asset_key, partition_key)
+            yield partition_evaluation(spec, partition_key, verdict, target)
         yield from check_outputs(context.op_execution_context.assets_def, [spec.key])
 
     return [_volume, _not_empty]
