@@ -3,8 +3,8 @@
 A feed is declared in one YAML file, ``upsert_pipeline/defs/<feed>/defs.yaml``, which the feed
 component (``upsert_pipeline.components``) resolves to a ``Feed``. This module holds that typed
 spec, the column-type names the YAML uses, and ``load_feed`` for plain-Python callers (the
-sample-data generator, the ``upsert`` API, tests). ``ORDERS``, ``CUSTOMERS`` and ``FEEDS`` are
-loaded from the YAML files on first use.
+sample-data generator, the ``upsert`` API, tests). ``ORDERS`` and ``CUSTOMERS`` are loaded from
+the YAML files on first use.
 """
 
 from __future__ import annotations
@@ -135,17 +135,14 @@ def feed_names(*, defs_dir: Path = DEFS_DIR) -> tuple[str, ...]:
 
 ORDERS: Feed
 CUSTOMERS: Feed
-FEEDS: tuple[Feed, ...]
 
 
 def __getattr__(name: str) -> object:
-    """``ORDERS``, ``CUSTOMERS`` and ``FEEDS``, loaded from their YAML on first use."""
+    """``ORDERS`` and ``CUSTOMERS``, loaded from their YAML on first use."""
     if name == "ORDERS":
         value: object = load_feed("orders")
     elif name == "CUSTOMERS":
         value = load_feed("customers")
-    elif name == "FEEDS":
-        value = tuple(load_feed(feed) for feed in feed_names())
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value

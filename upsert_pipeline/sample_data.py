@@ -28,6 +28,7 @@ from upsert_pipeline.delta.storage import arrow_filesystem, storage_options_for
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS, Feed
 from upsert_pipeline.partitions import START_DATE
+from upsert_pipeline.sources import landing_path
 
 REDELIVERED_DAYS = (2, 5, 9)
 """Offsets from ``START_DATE`` of the days ``--redeliver`` sends again, corrected, with tombstones
@@ -175,10 +176,16 @@ def _customers(day_index: int, *, redelivered: bool = False) -> list[dict[str, A
     return rows
 
 
-def _write(landing: str, feed: Feed, day_index: int, rows: list[dict[str, Any]]) -> str:
+def _target(landing: str, feed: Feed, day_index: int) -> tuple[str, pafs.FileSystem, str]:
+    """A day's landing batch: its URI, and the filesystem and path that open it."""
     day = _first_day() + dt.timedelta(days=day_index)
-    path = f"{landing.rstrip('/')}/{feed.name}/{day.isoformat()}.parquet"
+    path = landing_path(landing, feed, day.isoformat())
     filesystem, fs_path = arrow_filesystem(path, storage_options_for(landing))
+    return path, filesystem, fs_path
+
+
+def _write(landing: str, feed: Feed, day_index: int, rows: list[dict[str, Any]]) -> str:
+    path, filesystem, fs_path = _target(landing, feed, day_index)
     if isinstance(filesystem, pafs.LocalFileSystem):
         filesystem.create_dir(fs_path.rsplit("/", 1)[0], recursive=True)
     schema = feed.schema
@@ -189,9 +196,7 @@ def _write(landing: str, feed: Feed, day_index: int, rows: list[dict[str, Any]])
 
 
 def _exists(landing: str, feed: Feed, day_index: int) -> bool:
-    day = _first_day() + dt.timedelta(days=day_index)
-    path = f"{landing.rstrip('/')}/{feed.name}/{day.isoformat()}.parquet"
-    filesystem, fs_path = arrow_filesystem(path, storage_options_for(landing))
+    _, filesystem, fs_path = _target(landing, feed, day_index)
     return bool(filesystem.get_file_info(fs_path).type == pafs.FileType.File)
 
 
