@@ -186,8 +186,8 @@ class DeltaMergeResource(_AllowListedResource):
     def partition_row_counts(
         self, table: str, partitions: Sequence[Mapping[str, PartitionValue] | None]
     ) -> list[RowCounts]:
-        """``row_counts`` of each of ``partitions`` (``None``: the table alone), in order, from
-        one load of the Delta log."""
+        """The table's row counts and each of ``partitions``' (``None``: the table alone), in
+        order, from one load of the Delta log; never from a data file."""
         return read_partition_row_counts(
             self.table_uri(table), partitions, storage_options=self.delta_storage_options()
         )
