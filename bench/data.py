@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from upsert_pipeline.feeds import DEFAULT_START as START_DATE
 from upsert_pipeline.feeds import ORDERS, Feed
-from upsert_pipeline.partitions import START_DATE
 
 FIRST_DAY = dt.date.fromisoformat(START_DATE)
 _EPOCH = dt.date(1970, 1, 1)

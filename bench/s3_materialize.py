@@ -25,7 +25,7 @@ import dagster as dg
 from bench.remote import _client, s3_with_latency, storage_options
 from bench.timing import Samples, interleave, ratio
 from upsert_pipeline.definitions import defs
-from upsert_pipeline.partitions import START_DATE
+from upsert_pipeline.feeds import DEFAULT_START as START_DATE
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 from upsert_pipeline.sample_data import generate
 

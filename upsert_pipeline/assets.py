@@ -1,4 +1,4 @@
-"""Partitioned ingestion assets: each day's landing batch MERGEd into its feed's Delta table."""
+"""Partitioned ingestion assets: each partition's landing files MERGEd into its Delta table."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +12,7 @@ from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts
 from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.metadata import upsert_metadata
-from upsert_pipeline.partitions import daily_partitions, partition_scope
+from upsert_pipeline.partitions import feed_partitions, partition_scope
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 
 
@@ -45,7 +45,8 @@ class _Merged:
 def build_upsert_asset(
     feed: Feed, *, freshness_policy: dg.FreshnessPolicy | None = None
 ) -> dg.AssetsDefinition:
-    """A daily-partitioned asset that upserts the day's landing batch of ``feed`` into the lake.
+    """A partitioned asset (the feed's own start and cadence) that upserts each partition's
+    landing files of ``feed`` into the lake.
 
     Each partition's materialization reports the merge's counts and the log's row counts as
     integer metadata, so the UI lists and plots them per partition, and records the inline checks
@@ -67,9 +68,9 @@ def build_upsert_asset(
 
     @dg.asset(
         name=feed.name,
-        partitions_def=daily_partitions,
+        partitions_def=feed_partitions(feed.partitions),
         backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"deltalake", "parquet"},
+        kinds={"deltalake", feed.layout.format},
         group_name="lake",
         description=feed.description,
         check_specs=check_specs,
@@ -123,7 +124,7 @@ def _merge(
         feed.name,
         batch,
         keys=feed.keys,
-        partition=partition_scope(feed.partition_column, partition_key),
+        partition=partition_scope(feed, partition_key),
         commit_metadata={
             "dagster.run_id": context.run.run_id,
             PIPELINE_MARKER: feed.name,
@@ -165,16 +166,3 @@ def _evaluations(
         target = latest_target(instance, dg.AssetKey(feed_name), done.partition_key)
         for spec in specs:
             yield partition_evaluation(spec, done.partition_key, done.verdicts[spec.name], target)
-
-
-def __getattr__(name: str) -> dg.AssetsDefinition:
-    """A feed's asset by name (``from upsert_pipeline.assets import orders``), as the defs folder
-    builds it: for scripts and tests that materialize it directly. No second definition exists."""
-    if name.startswith("_"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from upsert_pipeline.definitions import feed_definitions
-
-    for asset in feed_definitions().assets or ():
-        if isinstance(asset, dg.AssetsDefinition) and asset.key == dg.AssetKey(name):
-            return asset
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r} (no such feed)")

@@ -27,9 +27,10 @@ from upsert_pipeline.resources import (
 )
 
 INGEST_JOB = "ingest_daily"
-"""One day of every feed, then their standalone checks (each feed also has its own job)."""
+"""One day of every feed on the default daily partitions, then their standalone checks (each feed
+also has its own job ``ingest_<feed>`` on its own partitions)."""
 CHECK_JOB = "check_lake"
-"""The standalone checks of one day, without materializing anything."""
+"""The standalone checks of one day of those feeds, without materializing anything."""
 
 
 def _setting(env_var: str, default: str) -> str:
@@ -59,18 +60,25 @@ def build_definitions(
     and a few checks that read the log, so a process per step would cost more in start-up
     (importing Dagster, delta-rs and polars) than the steps themselves take.
     """
-    assets = [asset for asset in feeds.assets or () if isinstance(asset, dg.AssetsDefinition)]
+    all_assets = [a for a in feeds.assets or () if isinstance(a, dg.AssetsDefinition)]
+    # A job runs one partitions definition: the jobs over every feed take the feeds on the default
+    # daily partitions; a feed with its own start or cadence runs in its own job ingest_<feed>.
+    assets = [a for a in all_assets if a.partitions_def == daily_partitions]
+    daily = {key for asset in assets for key in asset.keys}
     # The standalone checks, by key (the defs folder hands them back as AssetsDefinitions).
     checks = [
         key
         for check in feeds.asset_checks or ()
         if isinstance(check, dg.AssetsDefinition | dg.AssetChecksDefinition)
         for key in check.check_keys
+        if key.asset_key in daily
     ]
     ingest_daily = dg.define_asset_job(
         INGEST_JOB,
         selection=dg.AssetSelection.assets(*assets) | dg.AssetSelection.checks(*checks),
-        description="Upserts one day's landing batches of every feed, then runs their checks.",
+        description=(
+            "Upserts one day of every daily feed (default partitions), then runs their checks."
+        ),
     )
     check_lake = dg.define_asset_job(
         CHECK_JOB,
@@ -85,7 +93,7 @@ def build_definitions(
         resources=dict(default_resources() if resources is None else resources),
         executor=dg.in_process_executor,
     )
-    tables = [key.path[-1] for asset in assets for key in asset.keys]
+    tables = [key.path[-1] for asset in all_assets for key in asset.keys]
     observed = [
         asset
         for asset in feeds.assets or ()

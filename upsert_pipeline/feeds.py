@@ -1,20 +1,35 @@
 """The feeds: what lands, with which schema, and how it is keyed and partitioned in the lake.
 
-A feed is declared in one YAML file, ``upsert_pipeline/defs/<feed>/defs.yaml``, which the feed
-component (``upsert_pipeline.components``) resolves to a ``Feed``. This module holds that typed
-spec, the column-type names the YAML uses, and ``load_feed`` for plain-Python callers (the
-sample-data generator, the ``upsert`` API, tests). ``ORDERS`` and ``CUSTOMERS`` are loaded from
-the YAML files on first use.
+A feed is declared in one YAML file, ``upsert_pipeline/defs/<feed>/defs.yaml``. This module holds
+the typed ``Feed``, the column-type names the YAML uses, the pydantic model of the YAML's feed
+attributes (``FeedModel``: columns, keys, partitions, landing; the feed component extends it with
+checks, schedule, sensor and freshness) and ``load_feed`` for plain-Python callers (the
+sample-data generator, the ``upsert`` API, tests). It imports nothing above it: no Dagster, no
+component. ``ORDERS`` and ``CUSTOMERS`` are loaded from the YAML files on first use.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from dataclasses import dataclass
+import zoneinfo
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import pyarrow as pa
 import yaml  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from upsert_pipeline.landing.layout import (
+    Cadence,
+    CsvOptions,
+    LandingLayout,
+    missing_placeholder,
+)
+
+COMPONENT_TYPE = "upsert_pipeline.components.FeedComponent"
+"""The ``type:`` of a feed's ``defs.yaml``."""
 
 DEFS_DIR = Path(__file__).resolve().parent / "defs"
 """The defs folder: one sub-folder per feed, each with its ``defs.yaml``."""
@@ -72,20 +87,43 @@ def arrow_type(name: str) -> pa.DataType:
 
 
 @dataclass(frozen=True)
+class Partitioning:
+    """A feed's time partitions: from ``start`` (wall time in ``timezone``), one per ``cadence``.
+
+    Example:
+        >>> Partitioning(dt.datetime(2019, 1, 1), "monthly").cadence
+        'monthly'
+    """
+
+    start: dt.datetime
+    cadence: Cadence = "daily"
+    timezone: str = "UTC"
+
+
+DEFAULT_START = "2026-11-01"
+"""The start of a feed's partitions when its YAML names none (the sample data's first day)."""
+DEFAULT_PARTITIONING = Partitioning(dt.datetime.fromisoformat(DEFAULT_START))
+"""Daily partitions in UTC from ``DEFAULT_START``: what a feed without ``partitions:`` gets."""
+
+
+@dataclass(frozen=True)
 class Feed:
-    """A daily landing feed upserted into one Delta table.
+    """A landing feed upserted, one partition at a time, into one Delta table.
 
     Attributes:
-        name: The asset name, the landing folder (``<landing>/<name>/<YYYY-MM-DD>.parquet``) and
-            the table's folder in the lake (``<lake>/<name>``).
+        name: The asset name and the table's folder in the lake (``<lake>/<name>``).
         schema: The columns every landing batch must carry, with their types.
         keys: The merge key columns.
         partition_column: The date column the table is partitioned by and every row's value of
-            which must equal the partition's day; ``None`` for an unpartitioned table (each daily
-            batch then upserts into the whole table).
+            which must equal the start of its partition (the day, the week's Monday, the
+            month's first); ``None`` for an unpartitioned table (each partition's batch then
+            upserts into the whole table).
         description: Shown in the Dagster UI.
         evolve_schema: Whether a batch may bring new (nullable) columns, which the merge then
             adds to the table; otherwise such a batch is refused.
+        landing: Where its partitions' files land and in which format; ``None`` for the
+            default, ``<landing>/<name>/<YYYY-MM-DD>.parquet`` (see ``layout``).
+        partitions: Its partitions' start, cadence and timezone.
     """
 
     name: str
@@ -94,6 +132,211 @@ class Feed:
     partition_column: str | None
     description: str
     evolve_schema: bool = True
+    landing: LandingLayout | None = None
+    partitions: Partitioning = field(default=DEFAULT_PARTITIONING)
+
+    @property
+    def layout(self) -> LandingLayout:
+        """The feed's landing layout: its declared one, else ``<name>/{date}.parquet``."""
+        return self.landing or LandingLayout.default(self.name)
+
+
+class _Model(BaseModel):
+    """A YAML mapping: unknown attributes are refused (a typo is never silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ColumnModel(_Model):
+    """One column every landing batch of the feed carries."""
+
+    name: str = Field(description="The column name.")
+    type: str = Field(
+        description=(
+            "Its Arrow type as Arrow prints it: int64, string, date32, double, bool, "
+            "decimal128(12, 2), timestamp[us, tz=UTC], ..."
+        )
+    )
+    nullable: bool = Field(default=True, description="Whether the column may hold nulls.")
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        arrow_type(value)  # raises UnknownColumnTypeError (a ValueError) naming the choices
+        return value
+
+
+class CsvModel(_Model):
+    """How a CSV feed's files are written."""
+
+    delimiter: str = Field(default=",", description="One character, e.g. ',' ';' '|'.")
+    header: bool = Field(default=True, description="Whether the first line names the columns.")
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError(f'delimiter {value!r} must be one character, e.g. delimiter: ";"')
+        return value
+
+
+class LandingModel(_Model):
+    """Where the feed's partitions land under the landing root, and in which format."""
+
+    path: str | None = Field(
+        default=None,
+        description=(
+            "A glob under the landing root with {date} {year} {month} {day} {hour} {key}; "
+            "default <name>/{date}.parquet."
+        ),
+    )
+    format: Literal["parquet", "csv", "json"] = Field(
+        default="parquet", description="parquet | csv | json (newline-delimited)."
+    )
+    csv: CsvModel | None = Field(default=None, description="CSV options (format: csv only).")
+
+    @model_validator(mode="after")
+    def _csv_only_for_csv(self) -> LandingModel:
+        if self.csv is not None and self.format != "csv":
+            raise ValueError(f"csv: options are for format: csv, not format: {self.format}")
+        return self
+
+
+class PartitionsModel(_Model):
+    """The feed's time partitions."""
+
+    start: str = Field(
+        default=DEFAULT_START,
+        description="The first partition's start: 2019-01-01 (or 2019-01-01 06:00 for hourly).",
+    )
+    cadence: Literal["hourly", "daily", "weekly", "monthly"] = Field(default="daily")
+    timezone: str = Field(default="UTC", description="An IANA zone, e.g. Europe/Berlin.")
+
+    @field_validator("start")
+    @classmethod
+    def _start_is_a_date(cls, value: str) -> str:
+        try:
+            dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"start {value!r} is not a date: write it as YYYY-MM-DD, e.g. start: "
+                '"2019-01-01" (or "2019-01-01 06:00" for hourly partitions)'
+            ) from None
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}: use an IANA name such as UTC or Europe/Berlin"
+            ) from None
+        return value
+
+    def partitioning(self) -> Partitioning:
+        """The typed partitions."""
+        start = dt.datetime.fromisoformat(self.start).replace(tzinfo=None)
+        return Partitioning(start=start, cadence=self.cadence, timezone=self.timezone)
+
+
+class FeedModel(_Model):
+    """The feed attributes of a ``defs.yaml``: what lands, how it is keyed and partitioned."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The asset and the table <lake>/<name>; by default its landing folder.",
+    )
+    description: str = Field(description="Shown in the Dagster UI.")
+    columns: list[ColumnModel] = Field(min_length=1, description="What every batch carries.")
+    keys: list[str] = Field(min_length=1, description="The merge key columns.")
+    partition_column: str | None = Field(
+        default=None,
+        description="The date column the table is partitioned by; null for an unpartitioned table.",
+    )
+    evolve_schema: bool = Field(
+        default=True, description="Whether a batch may add (nullable) columns to the table."
+    )
+    landing: LandingModel = Field(default_factory=LandingModel)
+    partitions: PartitionsModel = Field(default_factory=PartitionsModel)
+
+    @model_validator(mode="after")
+    def _columns_cover_keys_and_partition(self) -> FeedModel:
+        names = [column.name for column in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate column names in {names}")
+        missing = [key for key in self.keys if key not in names]
+        if missing:
+            raise ValueError(
+                f"keys {missing} are not among the columns; declare them under columns: or "
+                f"pick keys from {names}"
+            )
+        cadence = self.partitions.cadence
+        if self.partition_column is not None:
+            if self.partition_column not in names:
+                raise ValueError(
+                    f"partition_column {self.partition_column!r} is not among the columns; "
+                    f"use one of {names} (a date32 column) or null for an unpartitioned table"
+                )
+            column = next(c for c in self.columns if c.name == self.partition_column)
+            if cadence == "hourly":
+                raise ValueError(
+                    "an hourly feed's table cannot be partitioned by a column yet (the merge "
+                    "scopes by a date); write partition_column: null"
+                )
+            if arrow_type(column.type) != pa.date32():
+                raise ValueError(
+                    f"partition_column {column.name!r} is {column.type}; it holds each "
+                    "partition's start day, so declare it type: date32"
+                )
+        path = self.landing.path or f"{self.name}/{{date}}.parquet"
+        if problem := missing_placeholder(path, cadence):
+            raise ValueError(f"landing path {path!r}: {problem}")
+        return self
+
+    @property
+    def feed(self) -> Feed:
+        """The typed spec the rest of the package works with."""
+        schema = pa.schema(
+            [
+                pa.field(column.name, arrow_type(column.type), nullable=column.nullable)
+                for column in self.columns
+            ]
+        )
+        landing = None
+        if self.landing != LandingModel():
+            csv = self.landing.csv or CsvModel()
+            landing = LandingLayout(
+                path=self.landing.path or f"{self.name}/{{date}}.parquet",
+                format=self.landing.format,
+                csv=CsvOptions(delimiter=csv.delimiter, header=csv.header),
+            )
+        return Feed(
+            name=self.name,
+            schema=schema,
+            keys=tuple(self.keys),
+            partition_column=self.partition_column,
+            description=self.description,
+            evolve_schema=self.evolve_schema,
+            landing=landing,
+            partitions=self.partitions.partitioning(),
+        )
+
+
+def feed_attributes(path: Path) -> dict[str, Any]:
+    """The ``attributes:`` of a feed's ``defs.yaml``.
+
+    Raises:
+        ValueError: The file does not declare a feed component.
+    """
+    document = yaml.safe_load(path.read_text())
+    if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
+        raise ValueError(f"{path} does not declare a {COMPONENT_TYPE}")
+    attributes = document.get("attributes") or {}
+    if not isinstance(attributes, dict):
+        raise ValueError(f"{path}: attributes: must be a mapping")
+    return attributes
 
 
 def feed_yaml(name: str, *, defs_dir: Path = DEFS_DIR) -> Path:
@@ -111,19 +354,19 @@ def load_feed(name: str, *, defs_dir: Path = DEFS_DIR) -> Feed:
     Raises:
         FileNotFoundError: No such feed folder.
     """
-    from upsert_pipeline.components.feed import FeedComponent
-
     path = feed_yaml(name, defs_dir=defs_dir)
     if not path.is_file():
         raise FileNotFoundError(f"no feed {name!r}: {path} does not exist")
-    return FeedComponent.from_yaml_file(path).feed
+    attributes = feed_attributes(path)
+    # The feed's own attributes; checks, schedule, sensor and freshness are the component's.
+    return FeedModel.model_validate(
+        {key: value for key, value in attributes.items() if key in FeedModel.model_fields}
+    ).feed
 
 
 def feed_names(*, defs_dir: Path = DEFS_DIR) -> tuple[str, ...]:
     """The feeds of the defs folder: every sub-folder whose ``defs.yaml`` declares a
     ``FeedComponent`` (not, say, an observed table), sorted."""
-    from upsert_pipeline.components.feed import COMPONENT_TYPE
-
     return tuple(
         sorted(
             path.parent.name

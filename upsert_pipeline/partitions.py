@@ -1,25 +1,58 @@
-"""The partitions every asset of the code location shares: one per day of landed data."""
+"""Each feed's partitions, built from its YAML (``partitions: {start, cadence, timezone}``)."""
 
 import datetime as dt
+import functools
 
 import dagster as dg
 
 from upsert_pipeline.delta import PartitionValue
+from upsert_pipeline.feeds import DEFAULT_PARTITIONING, Feed, Partitioning
 
-START_DATE = "2026-11-01"
-"""The first day with a landing batch."""
-
-daily_partitions = dg.DailyPartitionsDefinition(start_date=START_DATE)
+_FMT_DAY = "%Y-%m-%d"
 
 
-def partition_day(partition_key: str) -> dt.date:
-    """The day a partition key (``2026-11-02``) stands for."""
-    return daily_partitions.time_window_for_partition_key(partition_key).start.date()
+@functools.cache
+def feed_partitions(partitioning: Partitioning) -> dg.TimeWindowPartitionsDefinition:
+    """The Dagster partitions of a feed's ``Partitioning`` (one object per distinct spec, so
+    feeds that declare the same partitions share one definition and can run in one job)."""
+    start, zone = partitioning.start, partitioning.timezone
+    if partitioning.cadence == "hourly":
+        return dg.HourlyPartitionsDefinition(start_date=start, timezone=zone)
+    if partitioning.cadence == "weekly":
+        return dg.WeeklyPartitionsDefinition(start_date=start.strftime(_FMT_DAY), timezone=zone)
+    if partitioning.cadence == "monthly":
+        return dg.MonthlyPartitionsDefinition(start_date=start.strftime(_FMT_DAY), timezone=zone)
+    return dg.DailyPartitionsDefinition(start_date=start.strftime(_FMT_DAY), timezone=zone)
 
 
-def partition_scope(
-    partition_column: str | None, partition_key: str
-) -> dict[str, PartitionValue] | None:
-    """The ``{column: day}`` of a feed's table that a partition key stands for (what its merge is
-    scoped to and its counts are read for), or ``None`` for an unpartitioned table."""
-    return {partition_column: partition_day(partition_key)} if partition_column else None
+daily_partitions = feed_partitions(DEFAULT_PARTITIONING)
+"""The partitions of every feed that declares none: daily, UTC, from ``feeds.DEFAULT_START``.
+The jobs over every feed (``ingest_daily``, ``check_lake``) run on these."""
+
+
+def partition_start(feed: Feed, partition_key: str) -> dt.datetime:
+    """The wall-clock start (in the feed's timezone, naive) of a feed's partition.
+
+    Raises:
+        ValueError: The key is not spelled as the feed's partitions' keys are.
+    """
+    definition = feed_partitions(feed.partitions)
+    window = definition.time_window_for_partition_key(partition_key)
+    if window.start.strftime(definition.fmt) != partition_key:  # strptime takes "2026-1-2"
+        raise ValueError(f"{partition_key!r} is not a partition key of {feed.name}")
+    return window.start.replace(tzinfo=None)
+
+
+def partition_day(partition_key: str, feed: Feed | None = None) -> dt.date:
+    """The day a partition key stands for: its start's date (``2026-11-02`` for a daily key)."""
+    if feed is None:
+        return daily_partitions.time_window_for_partition_key(partition_key).start.date()
+    return partition_start(feed, partition_key).date()
+
+
+def partition_scope(feed: Feed, partition_key: str) -> dict[str, PartitionValue] | None:
+    """The ``{column: start day}`` of a feed's table that a partition key stands for (what its
+    merge is scoped to and its counts are read for), or ``None`` for an unpartitioned table."""
+    if feed.partition_column is None:
+        return None
+    return {feed.partition_column: partition_day(partition_key, feed)}

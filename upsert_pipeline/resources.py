@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -27,7 +28,10 @@ from upsert_pipeline.delta.storage import storage_options_for
 from upsert_pipeline.delta.stores import SINGLE_WRITER_OPTION
 from upsert_pipeline.delta.uris import DEFAULT_SCHEMES
 from upsert_pipeline.feeds import Feed
-from upsert_pipeline.sources import landing_path, read_landing_batch
+from upsert_pipeline.landing import InvalidPartitionKeyError, LandingFile, read_partition
+from upsert_pipeline.landing.fingerprints import LandedFile, scan
+from upsert_pipeline.landing.reading import list_partition_files
+from upsert_pipeline.partitions import partition_start
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 LAKE_URI_ENV = "UPSERT_PIPELINE_LAKE_URI"
@@ -75,23 +79,67 @@ class _AllowListedResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class LandingResource(_AllowListedResource):
-    """The folder (or object-store prefix) where each feed's daily parquet batches land."""
+    """The folder (or object-store prefix) where each feed's partitions land, laid out as each
+    feed's ``landing:`` says (by default ``<uri>/<feed>/<YYYY-MM-DD>.parquet``)."""
 
-    uri: str = Field(description="Landing root: <uri>/<feed>/<YYYY-MM-DD>.parquet.")
+    uri: str = Field(description="Landing root; each feed's landing.path lies under it.")
 
     def path(self, feed: Feed, partition_key: str) -> str:
-        """The landing file of ``feed`` for one day."""
-        return landing_path(self.uri, feed, partition_key, uri_policy=self.uri_policy())
+        """The glob of ``feed``'s landing files of one partition (a file path by default).
+
+        Raises:
+            InvalidPartitionKeyError: The key is not one of the feed's partitions.
+        """
+        root = self.uri_policy().check(self.uri, what="landing")
+        glob = feed.layout.partition_glob(_start(feed, partition_key), partition_key)
+        return f"{root.rstrip('/')}/{glob}"
+
+    def files(self, feed: Feed, partition_key: str) -> list[LandingFile]:
+        """The landing files of one partition of ``feed`` (possibly none)."""
+        self.uri_policy().check(self.uri, what="landing")
+        return list_partition_files(
+            self.uri,
+            feed.layout,
+            _start(feed, partition_key),
+            partition_key,
+            storage_options=self.resolved_storage_options(self.uri),
+        )
+
+    def scan(self, feed: Feed) -> list[LandedFile]:
+        """Every landing file of every partition of ``feed``, from one listing."""
+        self.uri_policy().check(self.uri, what="landing")
+        return scan(self.uri, feed.layout, storage_options=self.resolved_storage_options(self.uri))
 
     def read_batch(self, feed: Feed, partition_key: str) -> pa.Table:
-        """Reads and validates the day's batch of ``feed``; see ``read_landing_batch``."""
-        return read_landing_batch(
+        """Reads and validates every landing file of one partition of ``feed``; see
+        ``upsert_pipeline.landing.read_partition``."""
+        return read_partition(
             self.uri,
-            feed,
-            partition_key,
+            feed.layout,
+            feed_name=feed.name,
+            partition_key=partition_key,
+            start=_start(feed, partition_key),
+            schema=feed.schema,
+            keys=feed.keys,
+            evolve=feed.evolve_schema,
             uri_policy=self.uri_policy(),
             storage_options=self.resolved_storage_options(self.uri),
         )
+
+
+def _start(feed: Feed, partition_key: str) -> dt.datetime:
+    """The start of ``feed``'s partition ``partition_key``.
+
+    Raises:
+        InvalidPartitionKeyError: The key is none of the feed's partitions (``../``, a typo).
+    """
+    try:
+        return partition_start(feed, partition_key)
+    except Exception as error:  # Dagster raises several types for a malformed key
+        raise InvalidPartitionKeyError(
+            f"{feed.name}: partition key {partition_key!r} is not one of its "
+            f"{feed.partitions.cadence} partitions"
+        ) from error
 
 
 class DeltaMergeResource(_AllowListedResource):

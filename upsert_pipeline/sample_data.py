@@ -27,8 +27,7 @@ from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN
 from upsert_pipeline.delta.storage import arrow_filesystem, storage_options_for
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS, Feed
-from upsert_pipeline.partitions import START_DATE
-from upsert_pipeline.sources import landing_path
+from upsert_pipeline.feeds import DEFAULT_START as START_DATE
 
 REDELIVERED_DAYS = (2, 5, 9)
 """Offsets from ``START_DATE`` of the days ``--redeliver`` sends again, corrected, with tombstones
@@ -179,7 +178,8 @@ def _customers(day_index: int, *, redelivered: bool = False) -> list[dict[str, A
 def _target(landing: str, feed: Feed, day_index: int) -> tuple[str, pafs.FileSystem, str]:
     """A day's landing batch: its URI, and the filesystem and path that open it."""
     day = _first_day() + dt.timedelta(days=day_index)
-    path = landing_path(landing, feed, day.isoformat())
+    start = dt.datetime.combine(day, dt.time())
+    path = f"{landing.rstrip('/')}/{feed.layout.partition_glob(start, day.isoformat())}"
     filesystem, fs_path = arrow_filesystem(path, storage_options_for(landing))
     return path, filesystem, fs_path
 

@@ -13,8 +13,8 @@ from deltalake import DeltaTable
 
 from upsert_pipeline.delta import DuplicateKeyError, PartitionMismatchError, read_row_counts
 from upsert_pipeline.feeds import ORDERS
+from upsert_pipeline.landing import LandingFileNotFoundError
 from upsert_pipeline.sample_data import redeliver
-from upsert_pipeline.sources import LandingFileNotFoundError
 from upsert_pipeline_tests.conftest import feed_asset, order_batch, scan_rows
 
 COUNT_KEYS = (

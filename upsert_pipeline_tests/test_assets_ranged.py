@@ -21,8 +21,8 @@ from upsert_pipeline.checks import (
     VOLUME_WITHIN_HISTORY,
 )
 from upsert_pipeline.delta.history import PARTITION_MARKER
+from upsert_pipeline.landing import LandingFileNotFoundError
 from upsert_pipeline.sample_data import generate
-from upsert_pipeline.sources import LandingFileNotFoundError
 from upsert_pipeline_tests.conftest import (
     feed_asset,
     feed_checks,

@@ -19,7 +19,6 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
-from upsert_pipeline.assets import orders
 from upsert_pipeline.delta import (
     CommitRetriesExhaustedError,
     RetryPolicy,
@@ -32,7 +31,10 @@ from upsert_pipeline.delta import (
 from upsert_pipeline.delta import merge as merge_module
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 from upsert_pipeline.sample_data import generate
-from upsert_pipeline_tests.conftest import DAY, order_batch, scan_rows
+from upsert_pipeline_tests.conftest import DAY, feed_asset, order_batch, scan_rows
+
+orders = feed_asset("orders")
+"""The orders asset as the Definitions build it."""
 
 PARTITIONS = 8
 ROUNDS = 20

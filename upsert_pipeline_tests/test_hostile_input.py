@@ -17,7 +17,6 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from upsert_pipeline.assets import orders
 from upsert_pipeline.delta import (
     ColumnTypeError,
     DisallowedUriError,
@@ -35,8 +34,7 @@ from upsert_pipeline.delta import (
 )
 from upsert_pipeline.delta.predicates import merge_predicate
 from upsert_pipeline.feeds import ORDERS
-from upsert_pipeline.resources import DeltaMergeResource, LandingResource
-from upsert_pipeline.sources import (
+from upsert_pipeline.landing import (
     CorruptParquetError,
     EmptyLandingFileError,
     InvalidPartitionKeyError,
@@ -44,7 +42,11 @@ from upsert_pipeline.sources import (
     NotParquetError,
     TruncatedParquetError,
 )
-from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch
+from upsert_pipeline.resources import DeltaMergeResource, LandingResource
+from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, feed_asset, order_batch
+
+orders = feed_asset("orders")
+"""The orders asset as the Definitions build it."""
 
 KEY = DAY.isoformat()
 

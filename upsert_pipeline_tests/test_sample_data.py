@@ -10,7 +10,8 @@ import pytest
 from upsert_pipeline.delta import DisallowedUriError
 from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN
 from upsert_pipeline.feeds import CUSTOMERS, ORDERS
-from upsert_pipeline.partitions import START_DATE, daily_partitions
+from upsert_pipeline.feeds import DEFAULT_START as START_DATE
+from upsert_pipeline.partitions import daily_partitions
 from upsert_pipeline.resources import LANDING_URI_ENV
 from upsert_pipeline.sample_data import (
     REDELIVERED_DAYS,

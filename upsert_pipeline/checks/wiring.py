@@ -41,7 +41,7 @@ from upsert_pipeline.checks.names import (
 from upsert_pipeline.delta import UpsertResult, read_row_counts
 from upsert_pipeline.delta.history import HistoryUnavailableError, commits_between
 from upsert_pipeline.feeds import Feed
-from upsert_pipeline.partitions import daily_partitions, partition_scope
+from upsert_pipeline.partitions import feed_partitions, partition_scope
 from upsert_pipeline.resources import DeltaMergeResource
 
 # Every check here is partitioned like its asset, so the UI shows a verdict per partition. In
@@ -83,7 +83,7 @@ def inline_check_specs(feed: Feed) -> list[dg.AssetCheckSpec]:
             COUNTS_RECONCILE,
             asset=feed.name,
             blocking=True,
-            partitions_def=daily_partitions,
+            partitions_def=feed_partitions(feed.partitions),
             description=(
                 "Rows before the merge + inserted - deleted equals rows after it, for the "
                 "partition and the table, all read from the Delta log; and the merge's source "
@@ -93,7 +93,7 @@ def inline_check_specs(feed: Feed) -> list[dg.AssetCheckSpec]:
         dg.AssetCheckSpec(
             NO_OUT_OF_BAND_WRITES,
             asset=feed.name,
-            partitions_def=daily_partitions,
+            partitions_def=feed_partitions(feed.partitions),
             description=(
                 "Since this partition's previous materialization, only the pipeline wrote to the "
                 "table, and the rows it held before this merge are what was recorded then."
@@ -162,7 +162,7 @@ def build_standalone_checks(
     @dg.asset_check(  # type: ignore[arg-type]
         asset=feed.name,
         name=VOLUME_WITHIN_HISTORY,
-        partitions_def=daily_partitions,
+        partitions_def=feed_partitions(feed.partitions),
         description=(
             f"Rows inserted / updated / deleted stay within a robust band (median ± {band.k} "
             f"spreads) of the asset's last {band.history} materializations."
@@ -205,7 +205,7 @@ def build_standalone_checks(
     @dg.asset_check(  # type: ignore[arg-type]
         asset=feed.name,
         name=NOT_EMPTY,
-        partitions_def=daily_partitions,
+        partitions_def=feed_partitions(feed.partitions),
         description=(
             "The partition (or, for an unpartitioned table, the table) holds rows, by the "
             "numRecords of its files in the Delta log."
@@ -215,7 +215,7 @@ def build_standalone_checks(
         context: dg.AssetCheckExecutionContext, lake: DeltaMergeResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
         [spec] = context.check_specs
-        scopes = [partition_scope(feed.partition_column, key) for key in context.partition_keys]
+        scopes = [partition_scope(feed, key) for key in context.partition_keys]
         try:
             # One load of the log counts every partition of the run.
             all_counts = lake.partition_row_counts(feed.name, scopes)

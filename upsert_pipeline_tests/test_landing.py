@@ -1,4 +1,4 @@
-"""Reading a landing batch: its path, its schema, and the errors that name what is wrong."""
+"""Reading a partition's landing files: its path, its schema, the errors that name what is wrong."""
 
 import re
 
@@ -8,14 +8,21 @@ import pytest
 
 from upsert_pipeline.delta import ColumnTypeError, MissingColumnError
 from upsert_pipeline.feeds import ORDERS
-from upsert_pipeline.sources import (
+from upsert_pipeline.landing import (
     InvalidPartitionKeyError,
     LandingFileError,
     LandingFileNotFoundError,
-    landing_path,
-    read_landing_batch,
 )
+from upsert_pipeline.resources import LandingResource
 from upsert_pipeline_tests.conftest import order_batch
+
+
+def read_landing_batch(landing, feed, key):
+    return LandingResource(uri=landing).read_batch(feed, key)
+
+
+def landing_path(landing, feed, key):
+    return LandingResource(uri=landing).path(feed, key)
 
 
 def _land(tmp_path, table: pa.Table, day: str = "2026-11-02") -> str:
