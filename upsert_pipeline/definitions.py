@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from upsert_pipeline.check_defs import raise_for_mistakes
 from upsert_pipeline.lake_maintenance import maintenance_definitions
 from upsert_pipeline.observed import observed_definitions
 from upsert_pipeline.partitions import daily_partitions
@@ -117,7 +118,12 @@ warnings.filterwarnings(
 
 @functools.cache
 def feed_definitions() -> dg.Definitions:
-    """What the defs folder declares: each feed's asset, checks, job and schedule (loaded once)."""
+    """What the defs folder declares: each feed's asset, checks, job and schedule (loaded once).
+
+    Every feed's YAML is checked first (``check_defs``), so a broken feed fails the code location
+    with an error whose first line names the file, the line and the mistake.
+    """
+    raise_for_mistakes(Path(__file__).parent / "defs")
     return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)
 
 

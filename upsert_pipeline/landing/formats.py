@@ -152,10 +152,21 @@ def _csv_error_line(
 
 
 def _read_json(fs: pafs.FileSystem, fs_path: str, uri: str, schema: pa.Schema) -> pa.Table:
-    parse_options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+    # JSON has no date type: date columns are read as their ISO text, then cast.
+    dates = [field.name for field in schema if pa.types.is_date(field.type)]
+    parsed = pa.schema(
+        [field.with_type(pa.string()) if field.name in dates else field for field in schema]
+    )
+    parse_options = pajson.ParseOptions(explicit_schema=parsed, unexpected_field_behavior="infer")
     try:
         with _open(fs, fs_path) as stream:
-            return pajson.read_json(stream, parse_options=parse_options)
+            table = pajson.read_json(stream, parse_options=parse_options)
+        for name in dates:
+            index = table.schema.get_field_index(name)
+            table = table.set_column(
+                index, schema.field(name), table[name].cast(schema.field(name).type)
+            )
+        return table
     except (pa.ArrowException, OSError) as error:
         message = str(error)
         row = _JSON_ROW.search(message)

@@ -176,15 +176,18 @@ def read_partition(
             _check_inside(landing_uri, file.uri)
         try:
             table = with_string_op(read_file(fs, file.fs_path, file.uri, file.size, layout, schema))
+            check_keys(table, keys)  # null and repeated keys first, as within one file
             conformed, _, _ = conform_evolving(table, schema, evolve=evolve, control=(OP_COLUMN,))
         except UpsertError as error:
             message = str(error)
             raise _named(error, where if file.uri in message else f"{where} {file.uri}") from error
         tables.append(conformed)
         del table
-    batch = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
+    if len(tables) == 1:
+        return tables[0]
+    batch = pa.concat_tables(tables, promote_options="default")
     try:
-        check_keys(batch, keys)
+        check_keys(batch, keys)  # a key repeated across files
     except UpsertError as error:
         files_named = ", ".join(file.uri for file in files)
         raise _named(error, f"{where} ({files_named})") from error
