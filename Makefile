@@ -11,6 +11,7 @@ RUN := $(UV) run --frozen
 DAGSTER_DEV_HOME := $(CURDIR)/.dagster_home
 LANDING := $(CURDIR)/data/landing
 PYTEST_ARGS ?=
+PORT ?= 3000
 
 .DEFAULT_GOAL := help
 
@@ -54,19 +55,17 @@ $(DAGSTER_DEV_HOME)/dagster.yaml: deploy/dev_instance.yaml
 # `dagster dev` starts in .dagster_home/: started in the project folder, beside the deployment's
 # dagster.yaml, it warns that that file is not the instance's (it is not meant to be).
 .PHONY: dev
-dev: install sample-data-through-yesterday $(DAGSTER_DEV_HOME)/dagster.yaml ## Run `dagster dev` on http://127.0.0.1:3000 (SQLite instance in .dagster_home/)
+dev: install sample-data-through-yesterday $(DAGSTER_DEV_HOME)/dagster.yaml ## Run `dagster dev` on http://127.0.0.1:$(PORT) (`make dev PORT=3001`; SQLite instance in .dagster_home/)
 	cd $(DAGSTER_DEV_HOME) && DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) --project $(CURDIR) \
-	  dagster dev -m upsert_pipeline.definitions -d $(CURDIR)
+	  dagster dev -m upsert_pipeline.definitions -d $(CURDIR) -p $(PORT)
 
 .PHONY: defs
 defs: install $(DAGSTER_DEV_HOME)/dagster.yaml ## List what the defs folder declares (`dg list defs`)
 	DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dg list defs
 
 .PHONY: check-defs
-check-defs: install $(DAGSTER_DEV_HOME)/dagster.yaml ## Validate every feed's defs.yaml (`dg check yaml`)
-	for feed in upsert_pipeline/defs/*/defs.yaml; do \
-	  DAGSTER_HOME=$(DAGSTER_DEV_HOME) $(RUN) dg check yaml "$$(dirname $$feed)" || exit 1; \
-	done
+check-defs: install ## Validate every feed's defs.yaml: each mistake with file, line and fix (no Dagster load)
+	$(RUN) python -m upsert_pipeline.check_defs
 
 # `make dev-postgres`: the deployment's instance (dagster.yaml: PostgreSQL, run queue) on a local
 # server; override any of these from the environment or the command line.

@@ -55,7 +55,7 @@ def _locate(root: yaml.Node, loc: Sequence[str | int], message: str) -> int:
                 return int(value.start_mark.line) + 1
             if message.startswith("landing path") and key.value == "landing":
                 return int(value.start_mark.line) + 1
-    return line
+    return int(line)
 
 
 def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
@@ -75,7 +75,7 @@ def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-def _hint(error: dict[str, Any], value: Any) -> str:
+def _hint(error: dict[str, Any], value: object) -> str:
     """What to write instead, for the usual mistakes."""
     loc = error["loc"]
     if error["type"] == "extra_forbidden":
@@ -95,8 +95,8 @@ def _hint(error: dict[str, Any], value: Any) -> str:
     return ""
 
 
-def _value_at(document: Any, loc: Sequence[str | int]) -> Any:
-    value = document
+def _value_at(document: object, loc: Sequence[str | int]) -> object:
+    value: Any = document
     for part in loc:
         try:
             value = value[part]
@@ -111,10 +111,10 @@ def check_file(path: Path) -> list[str]:
     try:
         root = yaml.compose(text)
         document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
+    except yaml.YAMLError as broken:
+        mark = getattr(broken, "problem_mark", None)
         line = mark.line + 1 if mark else 1
-        return [f"{path}:{line}: not valid YAML: {error}"]
+        return [f"{path}:{line}: not valid YAML: {broken}"]
     if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
         return []
     attributes = document.get("attributes")
@@ -123,9 +123,9 @@ def check_file(path: Path) -> list[str]:
         return [f"{path}:1: attributes: missing; a feed declares name, description, columns, keys"]
     try:
         FeedSpec.model_validate(attributes)
-    except ValidationError as errors:
+    except ValidationError as invalid:
         problems = []
-        for error in errors.errors():
+        for error in invalid.errors():
             loc = tuple(error["loc"])
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
@@ -133,7 +133,7 @@ def check_file(path: Path) -> list[str]:
             value = _value_at(attributes, loc)
             line = _locate(attributes_node, loc, message)
             where = ".".join(str(part) for part in loc) or "attributes"
-            hint = _hint(error, value)
+            hint = _hint(dict(error), value)
             problems.append(f"{path}:{line}: {where}: {message}" + (f" — {hint}" if hint else ""))
         return problems
     return []

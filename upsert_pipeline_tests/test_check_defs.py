@@ -1,0 +1,67 @@
+"""``python -m upsert_pipeline.check_defs`` names each mistake's file, line and fix, fast."""
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from upsert_pipeline.check_defs import check_folder
+
+DEFS = Path(__file__).resolve().parent.parent / "upsert_pipeline" / "defs"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "keys: [order_id]",
+            "keys: order_id",
+            "keys: Input should be a valid list — write keys: [order_id]",
+        ),
+        (
+            "type: int64, nullable: false}\n    - {name: order_date",
+            "type: boolean, nullable: false}\n    - {name: order_date",
+            "did you mean type: bool?",
+        ),
+        (
+            "partition_column: order_date",
+            "partition_colum: order_date",
+            "unknown attribute 'partition_colum' — did you mean partition_column:?",
+        ),
+        ("keys: [order_id]", "keys: [order_idd]", "keys ['order_idd'] are not among the columns"),
+        ('deadline_cron: "0 9 * * *"', 'deadline_cron: "0 25 * * *"', "hour 25 is out of 0-23"),
+        (
+            "partition_column: order_date",
+            'partition_column: order_date\n  landing: {path: "orders/*.parquet"}',
+            "does not tell daily partitions apart",
+        ),
+    ],
+)
+def test_each_mistake_is_named_with_its_file_and_line(tmp_path, old, new, expected):
+    shutil.copytree(DEFS, tmp_path / "defs", ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "defs" / "orders" / "defs.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    line = next(
+        n
+        for n, t in enumerate(path.read_text().splitlines(), 1)
+        if new.split("\n")[-1].strip()[:14] in t
+    )
+    [problem] = check_folder(tmp_path / "defs")
+    assert problem.startswith(f"{path}:"), problem
+    assert expected in problem
+    if "landing" not in new and "type: boolean" not in new:
+        assert problem.startswith(f"{path}:{line}:"), problem
+
+
+def test_the_checker_is_fast_and_passes_the_shipped_feeds():
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "upsert_pipeline.check_defs"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+    assert time.monotonic() - started < 5
