@@ -37,10 +37,18 @@ sample-data-through-yesterday: install
 	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING) --missing-only
 	$(RUN) python -m upsert_pipeline.sample_partner
 
+# `make sample-data FEED=shipments [PARTITIONS=5]`: plausible files for any declared feed instead.
+FEED ?=
+PARTITIONS ?= 3
+
 .PHONY: sample-data
-sample-data: install ## Generate the sample landing batches under data/landing (deterministic)
-	$(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING)
-	$(RUN) python -m upsert_pipeline.sample_partner
+sample-data: install ## Generate the sample landing batches under data/landing (FEED=<feed>: that feed's, from its YAML)
+	@if [ -n "$(FEED)" ]; then \
+	  $(RUN) python -m upsert_pipeline.sample_feed $(FEED) --partitions $(PARTITIONS) --landing $(LANDING); \
+	else \
+	  $(RUN) python -m upsert_pipeline.sample_data --landing $(LANDING) && \
+	  $(RUN) python -m upsert_pipeline.sample_partner; \
+	fi
 
 .PHONY: redeliver
 redeliver: install ## Replace some days' landing batches with corrected re-deliveries

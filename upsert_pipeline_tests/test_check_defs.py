@@ -65,3 +65,24 @@ def test_the_checker_is_fast_and_passes_the_shipped_feeds():
     )
     assert result.returncode == 0, result.stdout
     assert time.monotonic() - started < 5
+
+
+def test_a_broken_feed_fails_the_code_location_with_file_line_and_mistake_first(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(
+        DEFS.parent, project / "upsert_pipeline", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    path = project / "upsert_pipeline" / "defs" / "orders" / "defs.yaml"
+    path.write_text(path.read_text().replace("keys: [order_id]", "keys: order_id"))
+    line = next(n for n, t in enumerate(path.read_text().splitlines(), 1) if "keys: order_id" in t)
+    result = subprocess.run(
+        [sys.executable, "-c", "import upsert_pipeline.definitions"],
+        cwd=project,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(project)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"upsert_pipeline.check_defs.FeedDefinitionError: {path}:{line}: keys:")
