@@ -274,6 +274,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.redeliver:
         paths = redeliver(args.landing)
+        first = _first_day()
+        for label, offsets in (("re-delivered", REDELIVERED_DAYS), ("snapshot", (SNAPSHOT_DAY,))):
+            days = ", ".join(str(first + dt.timedelta(days=offset)) for offset in offsets)
+            print(f"{label}: {days}")
     else:
         paths = generate(args.landing, days=args.days, missing_only=args.missing_only)
     print(f"wrote {len(paths)} landing batches under {args.landing}")
