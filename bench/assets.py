@@ -19,7 +19,7 @@ from dagster_delta import DeltaLakePyarrowIOManager, LocalConfig, MergeConfig, M
 from upsert_pipeline.assets import build_upsert_asset
 from upsert_pipeline.delta import Batch, UpsertResult
 from upsert_pipeline.feeds import Feed
-from upsert_pipeline.partitions import daily_partitions
+from upsert_pipeline.partitions import feed_partitions
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 
 DAGSTER_DELTA_SCHEMA = "lake"
@@ -76,7 +76,7 @@ def dagster_delta_asset(feed: Feed) -> dg.AssetsDefinition:
 
     @dg.asset(
         name=feed.name,
-        partitions_def=daily_partitions,
+        partitions_def=feed_partitions(feed.partitions),
         metadata={"partition_expr": feed.partition_column},
         io_manager_key="delta_io_manager",
     )
