@@ -21,6 +21,9 @@ from pydantic import BaseModel, ValidationError
 from upsert_pipeline.feed_spec import FeedSpec
 from upsert_pipeline.feeds import COLUMN_TYPES, COMPONENT_TYPE, DEFS_DIR
 
+OTHER_TYPES = ("upsert_pipeline.components.ObservedDeltaTable",)
+"""The defs folder's other component types: checked by their own component at load."""
+
 
 class FeedDefinitionError(ValueError):
     """A feed's ``defs.yaml`` declares something invalid; the message starts with file:line."""
@@ -115,8 +118,17 @@ def check_file(path: Path) -> list[str]:
         mark = getattr(broken, "problem_mark", None)
         line = mark.line + 1 if mark else 1
         return [f"{path}:{line}: not valid YAML: {broken}"]
-    if not isinstance(document, dict) or document.get("type") != COMPONENT_TYPE:
+    if not isinstance(document, dict):
+        return [f"{path}:1: not a mapping; a feed starts with type: {COMPONENT_TYPE}"]
+    kind = document.get("type")
+    if kind in OTHER_TYPES:
         return []
+    if kind != COMPONENT_TYPE:
+        _, node = _child(root, "type")
+        line = node.start_mark.line + 1 if node is not None else 1
+        close = difflib.get_close_matches(str(kind), [COMPONENT_TYPE, *OTHER_TYPES], n=1)
+        fix = f"did you mean type: {close[0]}?" if close else f"a feed is type: {COMPONENT_TYPE}"
+        return [f"{path}:{line}: type: unknown component type {kind!r} — {fix}"]
     attributes = document.get("attributes")
     _, attributes_node = _child(root, "attributes")
     if not isinstance(attributes, dict) or attributes_node is None:

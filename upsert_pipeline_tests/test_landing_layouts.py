@@ -174,3 +174,14 @@ def test_a_bad_json_line_is_named(tmp_path):
     )
     with pytest.raises(Exception, match=r"events 2019-03-01: landing file .*a\.json line 2"):
         LandingResource(uri=str(tmp_path / "landing")).read_batch(events, "2019-03-01")
+
+
+def test_a_json_value_of_the_wrong_type_names_its_line(tmp_path):
+    events = write_feed(tmp_path / "defs", EVENTS)
+    folder = tmp_path / "landing" / "events" / "2019" / "03"
+    folder.mkdir(parents=True)
+    rows = [{"event_id": str(n), "month": "2019-03-01", "count": n} for n in range(5)]
+    rows[3]["count"] = "three"
+    (folder / "a.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    with pytest.raises(ColumnTypeError, match=r"events 2019-03-01: landing file .*a\.json line 4"):
+        LandingResource(uri=str(tmp_path / "landing")).read_batch(events, "2019-03-01")

@@ -12,6 +12,7 @@ from dagster._core.storage.tags import (
 
 from upsert_pipeline.components.feed import FeedComponent
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
+from upsert_pipeline_tests.conftest import partition_materializations
 from upsert_pipeline_tests.object_store import moto_server, s3_client, s3_env
 from upsert_pipeline_tests.test_landing_layouts import SHIPMENTS
 
@@ -68,6 +69,19 @@ def test_the_sensor_runs_new_and_redelivered_partitions_once(endpoint, monkeypat
     [first], cursor = tick(None)
     assert first.tags[ASSET_PARTITION_RANGE_START_TAG] == "2019-01-02"
     assert first.tags[ASSET_PARTITION_RANGE_END_TAG] == "2019-01-03"
+    # The ranged request runs as one run: each day merged and recorded as its own partition.
+    with dg.instance_for_test() as instance:
+        run = feed_defs.resolve_job_def("ingest_shipments").execute_in_process(
+            tags=first.tags, instance=instance
+        )
+        assert run.success
+        recorded = partition_materializations(instance, "shipments", ["2019-01-02", "2019-01-03"])
+    inserted = {
+        day: records[0].asset_materialization.metadata["upsert/rows_inserted"].value
+        for day, records in recorded.items()
+    }
+    assert inserted == {"2019-01-02": 2, "2019-01-03": 1}
+    assert len({r.run_id for records in recorded.values() for r in records}) == 1
     # Nothing changed: nothing runs.
     assert tick(cursor)[0] == []
     # A new day and a re-delivered, non-adjacent day: each its own partition's run.

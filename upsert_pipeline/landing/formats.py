@@ -9,6 +9,7 @@ first, so an empty, non-parquet or cut-off upload gets its own named error.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pyarrow as pa
@@ -169,8 +170,26 @@ def _read_json(fs: pafs.FileSystem, fs_path: str, uri: str, schema: pa.Schema) -
         return table
     except (pa.ArrowException, OSError) as error:
         message = str(error)
-        row = _JSON_ROW.search(message)
-        where = f"landing file {uri}" + (f" line {int(row[1]) + 1}" if row else "")
+        line = _json_error_line(fs, fs_path, message)
+        where = f"landing file {uri}" + (f" line {line}" if line else "")
         if "changed from" in message or "conversion" in message.lower():
             raise ColumnTypeError(f"{where}: {message}") from error
         raise LandingParseError(f"{where} is not readable JSON: {message}") from error
+
+
+def _json_error_line(fs: pafs.FileSystem, fs_path: str, message: str) -> int | None:
+    """The 1-based line a JSON error is about: the first line that does not parse, else the
+    row pyarrow names (its count restarts per block, so exact within the first block, ~1 MiB)."""
+    try:
+        lines = _lines(fs, fs_path)
+    except (pa.ArrowException, OSError):
+        lines = []
+    for number, text in enumerate(lines, 1):
+        if not text.strip():
+            continue
+        try:
+            json.loads(text)
+        except ValueError:
+            return number
+    row = _JSON_ROW.search(message)
+    return int(row[1]) + 1 if row else None
