@@ -108,9 +108,19 @@ def _value_at(document: object, loc: Sequence[str | int]) -> object:
     return value
 
 
-def check_file(path: Path) -> list[str]:
-    """The mistakes of one ``defs.yaml`` (none for a valid feed, or for another component)."""
+def _shown(path: Path) -> Path:
+    """``path`` relative to the working directory when under it (as an editor opens it)."""
+    try:
+        return path.resolve().relative_to(Path.cwd())
+    except ValueError:
+        return path
+
+
+def check_file(path: Path, *, relative: bool = False) -> list[str]:
+    """The mistakes of one ``defs.yaml`` (none for a valid feed, or for another component);
+    ``relative``: name the file relative to the working directory when under it."""
     text = path.read_text()
+    path = _shown(path) if relative else path
     try:
         root = yaml.compose(text)
         document = yaml.safe_load(text)
@@ -167,7 +177,7 @@ def raise_for_mistakes(defs_dir: Path = DEFS_DIR) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Prints each mistake; exits 1 if there is one."""
     folders = [Path(arg) for arg in (argv if argv is not None else sys.argv[1:])] or [DEFS_DIR]
-    problems = [problem for folder in folders for problem in check_folder(folder)]
+    problems = [problem for folder in folders for problem in check_folder(folder, relative=True)]
     for problem in problems:
         print(problem)
     feeds = sum(len(list(folder.glob("*/defs.yaml"))) for folder in folders)
