@@ -161,11 +161,10 @@ def check_file(path: Path, *, relative: bool = False) -> list[str]:
     return []
 
 
-def check_folder(defs_dir: Path = DEFS_DIR) -> list[str]:
+def check_folder(defs_dir: Path = DEFS_DIR, *, relative: bool = False) -> list[str]:
     """The mistakes of every ``<defs_dir>/*/defs.yaml``, file by file."""
-    return [
-        problem for path in sorted(defs_dir.glob("*/defs.yaml")) for problem in check_file(path)
-    ]
+    paths = sorted(defs_dir.glob("*/defs.yaml"))
+    return [problem for path in paths for problem in check_file(path, relative=relative)]
 
 
 def raise_for_mistakes(defs_dir: Path = DEFS_DIR) -> None:
