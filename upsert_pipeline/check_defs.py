@@ -19,7 +19,8 @@ import yaml  # type: ignore[import-untyped]
 from pydantic import BaseModel, ValidationError
 
 from upsert_pipeline.feed_spec import FeedSpec
-from upsert_pipeline.feeds import COLUMN_TYPES, COMPONENT_TYPE, DEFS_DIR
+from upsert_pipeline.feeds import COLUMN_TYPES, COMPONENT_TYPE, DEFS_DIR, cross_field_problems
+from upsert_pipeline.landing.layout import CADENCES, Cadence
 
 OTHER_TYPES = ("upsert_pipeline.components.ObservedDeltaTable",)
 """The defs folder's other component types: checked by their own component at load."""
@@ -116,6 +117,29 @@ def _shown(path: Path) -> Path:
         return path
 
 
+def _cross_field(attributes: dict[str, Any]) -> list[str]:
+    """``feeds.cross_field_problems`` on raw attributes, as far as their shapes allow."""
+    columns = attributes.get("columns")
+    if not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns):
+        return []
+    names = [str(c.get("name")) for c in columns]
+    keys = attributes.get("keys")
+    partitions = attributes.get("partitions") or {}
+    landing = attributes.get("landing") or {}
+    declared = partitions.get("cadence") if isinstance(partitions, dict) else None
+    cadence: Cadence = next((c for c in CADENCES if c == declared), "daily")
+    column = attributes.get("partition_column")
+    return cross_field_problems(
+        name=str(attributes.get("name")),
+        columns={str(c.get("name")): str(c.get("type")) for c in columns},
+        column_names=names,
+        keys=[str(k) for k in keys] if isinstance(keys, list) else [],
+        partition_column=column if isinstance(column, str) else None,
+        cadence=cadence,
+        landing_path=landing.get("path") if isinstance(landing, dict) else None,
+    )
+
+
 def check_file(path: Path, *, relative: bool = False) -> list[str]:
     """The mistakes of one ``defs.yaml`` (none for a valid feed, or for another component);
     ``relative``: name the file relative to the working directory when under it."""
@@ -153,11 +177,20 @@ def check_file(path: Path, *, relative: bool = False) -> list[str]:
             if error["type"] == "extra_forbidden":
                 message = f"unknown attribute {loc[-1]!r}"
             value = _value_at(attributes, loc)
-            line = _locate(attributes_node, loc, message)
             where = ".".join(str(part) for part in loc) or "attributes"
             hint = _hint(dict(error), value)
-            problems.append(f"{path}:{line}: {where}: {message}" + (f" — {hint}" if hint else ""))
-        return problems
+            for part in message.splitlines():
+                line = _locate(attributes_node, loc, part)
+                problems.append(f"{path}:{line}: {where}: {part}" + (f" — {hint}" if hint else ""))
+        if not any(
+            error["type"] == "value_error" and not error["loc"] for error in invalid.errors()
+        ):
+            # The attributes' own errors stopped pydantic before it compared them: compare what
+            # can be compared, so one run names every mistake.
+            for part in _cross_field(attributes):
+                line = _locate(attributes_node, (), part)
+                problems.append(f"{path}:{line}: attributes: {part}")
+        return sorted(problems, key=lambda problem: int(problem.split(":")[1]))
     return []
 
 

@@ -241,6 +241,53 @@ class PartitionsModel(_Model):
         return Partitioning(start=start, cadence=self.cadence, timezone=self.timezone)
 
 
+def cross_field_problems(
+    *,
+    name: str,
+    columns: dict[str, str],
+    column_names: list[str],
+    keys: list[str],
+    partition_column: str | None,
+    cadence: Cadence,
+    landing_path: str | None,
+) -> list[str]:
+    """What is inconsistent between a feed's attributes, one message per mistake, each starting
+    with the attribute it is about (``keys``, ``partition_column``, ``landing path``).
+
+    ``FeedModel`` raises them; ``check_defs`` also asks for them when other attributes are
+    invalid too, so one run of the checker names every mistake.
+    """
+    problems = []
+    if len(set(column_names)) != len(column_names):
+        problems.append(f"columns have duplicate names: {column_names}")
+    missing = [key for key in keys if key not in columns]
+    if missing:
+        problems.append(
+            f"keys {missing} are not among the columns; declare them under columns: or pick keys "
+            f"from {column_names}"
+        )
+    if partition_column is not None:
+        if partition_column not in columns:
+            problems.append(
+                f"partition_column {partition_column!r} is not among the columns; use one of "
+                f"{column_names} (a date32 column) or null for an unpartitioned table"
+            )
+        elif cadence == "hourly":
+            problems.append(
+                "partition_column: an hourly feed's table cannot be partitioned by a column yet "
+                "(the merge scopes by a date); write partition_column: null"
+            )
+        elif columns[partition_column] not in ("date32", "date32[day]"):
+            problems.append(
+                f"partition_column {partition_column!r} is {columns[partition_column]}; it holds "
+                "each partition's start day, so declare it type: date32"
+            )
+    path = landing_path or f"{name}/{{date}}.parquet"
+    if problem := missing_placeholder(path, cadence):
+        problems.append(f"landing path {path!r}: {problem}")
+    return problems
+
+
 class FeedModel(_Model):
     """The feed attributes of a ``defs.yaml``: what lands, how it is keyed and partitioned."""
 
@@ -263,36 +310,17 @@ class FeedModel(_Model):
 
     @model_validator(mode="after")
     def _columns_cover_keys_and_partition(self) -> FeedModel:
-        names = [column.name for column in self.columns]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate column names in {names}")
-        missing = [key for key in self.keys if key not in names]
-        if missing:
-            raise ValueError(
-                f"keys {missing} are not among the columns; declare them under columns: or "
-                f"pick keys from {names}"
-            )
-        cadence = self.partitions.cadence
-        if self.partition_column is not None:
-            if self.partition_column not in names:
-                raise ValueError(
-                    f"partition_column {self.partition_column!r} is not among the columns; "
-                    f"use one of {names} (a date32 column) or null for an unpartitioned table"
-                )
-            column = next(c for c in self.columns if c.name == self.partition_column)
-            if cadence == "hourly":
-                raise ValueError(
-                    "an hourly feed's table cannot be partitioned by a column yet (the merge "
-                    "scopes by a date); write partition_column: null"
-                )
-            if arrow_type(column.type) != pa.date32():
-                raise ValueError(
-                    f"partition_column {column.name!r} is {column.type}; it holds each "
-                    "partition's start day, so declare it type: date32"
-                )
-        path = self.landing.path or f"{self.name}/{{date}}.parquet"
-        if problem := missing_placeholder(path, cadence):
-            raise ValueError(f"landing path {path!r}: {problem}")
+        problems = cross_field_problems(
+            name=self.name,
+            columns={column.name: column.type for column in self.columns},
+            column_names=[column.name for column in self.columns],
+            keys=self.keys,
+            partition_column=self.partition_column,
+            cadence=self.partitions.cadence,
+            landing_path=self.landing.path,
+        )
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property

@@ -87,3 +87,37 @@ def test_a_broken_feed_fails_the_code_location_with_file_line_and_mistake_first(
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"upsert_pipeline.check_defs.FeedDefinitionError: {path}:{line}: keys:")
+
+
+BROKEN = """\
+type: upsert_pipeline.components.FeedComponent
+attributes:
+  name: shipments
+  description: Shipments landing as gzipped CSV, several files a day.
+  columns:
+    - {name: shipment_id, type: int64, nullable: false}
+    - {name: ship_date, type: date32, nullable: false}
+    - {name: delivered, type: boolean}
+  keys: shipment_id
+  partition_column: ship_dat
+  partitions: {start: "2019-01-01", cadence: daily}
+  landing:
+    path: "shipments/*.csv.gz"
+    format: csv
+  freshnes:
+    deadline_cron: "0 9 * * *"
+    lower_bound_hours: 24
+"""
+
+
+def test_one_run_names_every_mistake_in_line_order(tmp_path):
+    (tmp_path / "shipments").mkdir()
+    (tmp_path / "shipments" / "defs.yaml").write_text(BROKEN)
+    problems = check_folder(tmp_path)
+    lines = [int(problem.split(":")[1]) for problem in problems]
+    assert lines == [8, 9, 10, 13, 15], problems
+    assert "did you mean type: bool?" in problems[0]
+    assert "write keys: [shipment_id]" in problems[1]
+    assert "partition_column 'ship_dat' is not among the columns" in problems[2]
+    assert "put {date}" in problems[3]
+    assert "did you mean freshness:?" in problems[4]
