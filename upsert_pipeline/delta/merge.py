@@ -62,6 +62,8 @@ Batch: TypeAlias = "pa.Table | pl.DataFrame"
 
 APP_ID_KEY = "upsert_pipeline.app_id"
 ATTEMPT_KEY = "upsert_pipeline.commit_attempt"
+SNAPSHOT_KEY = "upsert_pipeline.snapshot"
+"""``commitInfo`` key set on a snapshot load's commit, so the log alone tells how to read it."""
 
 
 def _as_arrow(batch: Batch) -> pa.Table:
@@ -136,6 +138,8 @@ class _Merge:
             source, absent = snapshot_tombstones(table, source, self.keys, self.partition)
 
         metadata = {**self.commit_metadata, ATTEMPT_KEY: attempt}
+        if self.snapshot:
+            metadata[SNAPSHOT_KEY] = True
         transactions = None
         if self.app_id is not None:
             metadata[APP_ID_KEY] = self.app_id
