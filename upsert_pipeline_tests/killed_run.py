@@ -9,6 +9,9 @@ merge of ``--kill-day`` is wrapped so that, ``before_commit``, the process write
 sleeps before merging, or, ``after_commit``, it merges (the commit lands) and then writes the
 marker and sleeps before the run records anything. The test waits for the marker and kills the
 process: the kill lands at exactly that point. ``--kill-point none`` runs to the end.
+
+``--report`` runs nothing and prints, for each pipeline commit of orders in the log, the
+materializations the instance recorded for it (what the README's "After a crash" shows).
 """
 
 import argparse
@@ -21,8 +24,10 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.definitions import feed_definitions
 from upsert_pipeline.delta import merge
+from upsert_pipeline.delta.recovery import pipeline_commits
 from upsert_pipeline.delta.result import UpsertResult
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 
@@ -86,23 +91,61 @@ def materialize_range(
     )
 
 
+def report(instance: dg.DagsterInstance, lake: str) -> list[str]:
+    """One line per pipeline commit of orders: its day, version and run, and what recorded it."""
+    commits, _ = pipeline_commits(f"{lake}/orders", "orders")
+    records = instance.fetch_materializations(dg.AssetKey("orders"), limit=1000).records
+    lines = []
+    for commit in commits:
+        recorded = [
+            r
+            for r in records
+            if r.partition_key == commit.pipeline_partition
+            and getattr(r.asset_materialization.metadata.get(keys.VERSION), "value", None)
+            == commit.version
+            and getattr(r.asset_materialization.metadata.get(keys.READ_VERSION), "value", None)
+            != commit.version
+        ]
+        how = [
+            "recovered" if keys.RECOVERED in r.asset_materialization.metadata else "recorded"
+            for r in recorded
+        ]
+        inserted = commit.metrics.get("num_target_rows_inserted")
+        lines.append(
+            f"{commit.pipeline_partition} v{commit.version} run {commit.run_id} "
+            f"inserted {inserted}: {len(recorded)} materialization(s) {how}"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", required=True, help="the instance's folder (sqlite)")
     parser.add_argument("--lake", required=True)
-    parser.add_argument("--landing", required=True)
-    parser.add_argument("--first", required=True)
-    parser.add_argument("--last", required=True)
-    parser.add_argument("--kill-point", choices=KILL_POINTS, required=True)
+    parser.add_argument("--landing", default="")
+    parser.add_argument("--first", default="")
+    parser.add_argument("--last", default="")
+    parser.add_argument("--kill-point", choices=KILL_POINTS, default="none")
+    parser.add_argument("--grace-s", type=float, default=None, help="recovery_grace_s of the run")
+    parser.add_argument("--report", action="store_true", help="print what is recorded; run nothing")
     parser.add_argument("--kill-day", default="")
     parser.add_argument("--marker", default="")
     args = parser.parse_args()
+    if args.report:
+        with dg.DagsterInstance.local_temp(tempdir=args.home) as instance:
+            print("\n".join(report(instance, args.lake)))
+        return
     if args.kill_point != "none":
         _install_kill_point(args.kill_point, args.kill_day, Path(args.marker))
     Path(args.home).mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=args.home) as instance:
         materialize_range(
-            instance, lake=args.lake, landing=args.landing, first=args.first, last=args.last
+            instance,
+            lake=args.lake,
+            landing=args.landing,
+            first=args.first,
+            last=args.last,
+            grace_s=args.grace_s,
         )
 
 
