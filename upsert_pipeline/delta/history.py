@@ -70,6 +70,9 @@ class Commit:
         engine: ``commitInfo.engineInfo`` (or ``clientVersion``), if recorded.
         run_id: The Dagster run that wrote a pipeline commit (``commitInfo["dagster.run_id"]``).
         read_version: ``commitInfo.readVersion``: the snapshot the operation planned on.
+        touched_partitions: The ``partitionValues`` of the files the commit added or removed
+            with ``dataChange``, each as sorted ``(column, value)`` pairs; ``None`` when one
+            of those actions does not say (then any partition may have changed).
     """
 
     version: int
@@ -85,6 +88,7 @@ class Commit:
     engine: str | None = None
     run_id: str | None = None
     read_version: int | None = None
+    touched_partitions: frozenset[tuple[tuple[str, str | None], ...]] | None = frozenset()
 
     @property
     def label(self) -> str:
@@ -131,6 +135,10 @@ def parse_commit(version: int, actions: Sequence[Mapping[str, Any]]) -> Commit:
         if "remove" in action and action["remove"].get("dataChange", True)
     ]
     info = info or {}
+    changed = [file for file in files if file.get("dataChange", True)]
+    touched: frozenset[tuple[tuple[str, str | None], ...]] | None = None
+    if all(isinstance(file.get("partitionValues"), Mapping) for file in changed):
+        touched = frozenset(tuple(sorted(file["partitionValues"].items())) for file in changed)
     asset = info.get(PIPELINE_MARKER)
     partition = info.get(PARTITION_MARKER)
     timestamp = info.get("timestamp")
@@ -151,6 +159,7 @@ def parse_commit(version: int, actions: Sequence[Mapping[str, Any]]) -> Commit:
         engine=str(engine) if engine is not None else None,
         run_id=str(run_id) if run_id is not None else None,
         read_version=int(read_version) if read_version is not None else None,
+        touched_partitions=touched,
     )
 
 
