@@ -88,7 +88,7 @@ class Commit:
     engine: str | None = None
     run_id: str | None = None
     read_version: int | None = None
-    touched_partitions: frozenset[tuple[tuple[str, str | None], ...]] | None = frozenset()
+    touched_partitions: frozenset[tuple[tuple[str, str | None], ...]] | None = None
 
     @property
     def label(self) -> str:
