@@ -49,6 +49,7 @@ from upsert_pipeline.delta.tables import open_or_create
 from upsert_pipeline.delta.transactions import app_id_for, scope_transaction, table_name
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY, UriPolicy
 from upsert_pipeline.delta.validation import (
+    check_distinct_names,
     check_keys,
     check_partition,
     check_partition_values,
@@ -320,6 +321,7 @@ def upsert(
     keys = list(keys)
     for name in source.column_names:
         check_identifier(name)
+    check_distinct_names(source.column_names)
     check_typed(source, ignore=(OP_COLUMN,))
     check_storable(source, ignore=(OP_COLUMN,))
     check_keys(source, keys)
