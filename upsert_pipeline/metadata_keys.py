@@ -72,3 +72,6 @@ RECOVERED_RUN_ID = "recovery/dead_run_id"
 LOG_CHECKED_THROUGH = "recovery/log_checked_through"
 """The table version through which every pipeline commit of the asset was found recorded when
 this materialization's run started: the next run reads the log only after it."""
+TABLE_ID = "delta/table_id"
+"""The observed table's ``metaData.id``: it changes when the table is dropped and created again."""
+RECREATED = "delta/recreated"
