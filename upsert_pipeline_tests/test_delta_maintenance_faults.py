@@ -1,6 +1,10 @@
 """maintain() under faults: a merge committing into the partition being compacted, a store that
-ignores ``If-None-Match``, rows whose partition value is null."""
+ignores ``If-None-Match``, rows whose partition value is null, and vacuum after compacting a
+table with deletion vectors."""
 
+from pathlib import Path
+
+import polars as pl
 import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -8,10 +12,11 @@ from deltalake import DeltaTable, write_deltalake
 import upsert_pipeline.delta.maintenance as maintenance
 from upsert_pipeline.checks.maintenance import judge_counts_unchanged
 from upsert_pipeline.delta import UnsafeObjectStoreError, upsert
-from upsert_pipeline.delta.maintenance import MaintenancePolicy, maintain
+from upsert_pipeline.delta.maintenance import MaintenancePolicy, maintain, removed_since
 from upsert_pipeline.delta.retry import RetryPolicy
 from upsert_pipeline.delta.stores import SINGLE_WRITER_ENV, forget_probed_stores
 from upsert_pipeline_tests.conftest import DAY, OTHER_DAY, order_batch, scan_rows
+from upsert_pipeline_tests.fixture_tables import copy_fixture
 from upsert_pipeline_tests.object_store import (
     header_proxy,
     keys_under,
@@ -125,3 +130,33 @@ def test_maintenance_behind_a_store_that_ignores_if_none_match_commits_nothing(
     assert DeltaTable(uri).version() == version
     assert not [key for key in keys_under(endpoint, uri.split("/")[2]) if "probe" in key]
     forget_probed_stores()
+
+
+def test_vacuum_after_compacting_a_deletion_vector_table_keeps_the_window_readable(tmp_path):
+    # Databricks' table: files re-added with new deletion vectors carry an old tombstone too.
+    uri = copy_fixture("cdf-table-with-cdc-and-dvs", tmp_path)
+    version = DeltaTable(uri).version()
+    live_files = DeltaTable(uri).file_uris()
+
+    result = maintain(uri, policy=MaintenancePolicy(max_small_files=0))
+
+    assert result.partitions_compacted == ("",)
+    # The files compaction removed seconds ago are inside the 7-day window: none is deleted,
+    # and the version before the compaction still reads its 5 live rows.
+    assert [f for f in live_files if not Path(f.removeprefix("file://")).exists()] == []
+    assert pl.read_delta(uri, version=version).height == 5
+    assert result.partition_rows_after == {} and result.table_rows_after == 5
+
+
+def test_vacuum_still_deletes_files_removed_before_the_window(table_uri):
+    redeliver(table_uri, DAY, 4)
+    maintain(table_uri, policy=MaintenancePolicy(max_small_files=2, checkpoint=False))
+    removed = removed_since(table_uri, DeltaTable(table_uri).version(), 0)
+    assert len(removed) == 4  # the compacted files
+
+    result = maintain(
+        table_uri, policy=MaintenancePolicy(retention_hours=0, enforce_retention_duration=False)
+    )
+
+    assert result.files_vacuumed == 4
+    assert all(not Path(table_uri, path).exists() for path in removed)

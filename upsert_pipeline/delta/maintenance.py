@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from deltalake import CommitProperties, DeltaTable
 
 from upsert_pipeline.delta.counts import snapshot_counts
 from upsert_pipeline.delta.history import Commit, commits_between
+from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
 from upsert_pipeline.delta.partition_counts import (
     PartitionFiles,
     partition_row_counts,
@@ -27,6 +29,7 @@ from upsert_pipeline.delta.retry import RetryPolicy, is_commit_conflict
 from upsert_pipeline.delta.stores import ensure_safe_commits
 
 _T = TypeVar("_T")
+_MAX_RETENTION_HOURS = 100 * 365 * 24
 
 DEFAULT_RETENTION_HOURS = 7 * 24
 """Vacuum keeps removed files younger than this (Delta's own default, 7 days)."""
@@ -185,11 +188,65 @@ def _compact_if_needed(
     )
 
 
+def removed_since(
+    table_uri: str,
+    latest_version: int,
+    cutoff_ms: int,
+    storage_options: Mapping[str, str] | None = None,
+) -> set[str]:
+    """The paths (unescaped, relative to the table) of files removed at or after ``cutoff_ms``,
+    by the ``deletionTimestamp`` of the remove actions in the log, read from the newest commit
+    back to the first one older than the cutoff."""
+    filesystem, log_path = log_filesystem(table_uri, storage_options)
+    removed: set[str] = set()
+    for version in range(latest_version, -1, -1):
+        actions = read_commit_actions(filesystem, log_path, version)
+        if actions is None:  # cleaned up: older than the log's retention, and than this window
+            break
+        committed_ms = None
+        for action in actions:
+            if "commitInfo" in action:
+                committed_ms = action["commitInfo"].get("timestamp")
+            remove = action.get("remove")
+            if remove and int(remove.get("deletionTimestamp") or 0) >= cutoff_ms:
+                removed.add(unquote(remove["path"]))
+        if committed_ms is not None and int(committed_ms) < cutoff_ms:
+            break
+    return removed
+
+
 def _vacuum(
-    table: DeltaTable, policy: MaintenancePolicy, properties: CommitProperties
+    table: DeltaTable,
+    policy: MaintenancePolicy,
+    properties: CommitProperties,
+    storage_options: Mapping[str, str] | None,
 ) -> list[str]:
+    """Vacuums what delta-rs finds expired, never a file removed inside the retention window.
+
+    delta-rs 1.6.6 judges a path by one of its tombstones: when a path was removed twice (a
+    table with deletion vectors removes and re-adds a file to change its vector, and a
+    compaction then removes it for good), it may take the older one and delete a file removed
+    seconds ago, breaking time travel inside the window. So the candidates are listed first
+    (a dry run) and checked against the log's remove actions; while any was removed inside the
+    window, the retention is lengthened for this vacuum, which then deletes only files every
+    tombstone of which is older. Such a file is vacuumed once its latest removal expires.
+    """
+    cutoff_ms = int((time.time() - policy.retention_hours * 3600) * 1000)
+    recent = removed_since(table.table_uri, table.version(), cutoff_ms, storage_options)
+    retention = policy.retention_hours
+    while True:
+        listed = table.vacuum(
+            retention_hours=retention,
+            dry_run=True,
+            enforce_retention_duration=policy.enforce_retention_duration,
+        )
+        if not recent.intersection(unquote(path) for path in listed):
+            break
+        if retention >= _MAX_RETENTION_HOURS:
+            return []
+        retention = min(_MAX_RETENTION_HOURS, max(1, retention) * 4)
     return table.vacuum(
-        retention_hours=policy.retention_hours,
+        retention_hours=retention,
         dry_run=False,
         enforce_retention_duration=policy.enforce_retention_duration,
         commit_properties=properties,
@@ -301,7 +358,7 @@ def maintain(
     vacuumed = _retrying(
         table,
         retry,
-        functools.partial(_vacuum, table, policy, properties),
+        functools.partial(_vacuum, table, policy, properties, options),
     )
 
     after = DeltaTable(table_uri, storage_options=options)
