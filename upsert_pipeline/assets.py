@@ -109,6 +109,7 @@ def build_upsert_asset(
             selected,
             standalone_specs(context, feed),
             recovery.checked_through,
+            context.run.run_id,
         )
         yield from recover_events(
             context.instance,

@@ -48,19 +48,23 @@ def standalone_specs(context: dg.AssetExecutionContext, feed: Feed) -> list[dg.A
     return specs
 
 
-def recorded_version(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str
-) -> int | None:
-    """The commit version the partition's latest materialization recorded, if it recorded one
-    (a materialization of a merge that committed nothing records none)."""
+def recovered_already(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str, version: int, run_id: str
+) -> bool:
+    """Whether the partition's latest materialization is a recovery of this run's commit at
+    ``version`` (another run recorded it while this one was still working)."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
     ).records
-    if not records:
-        return None
-    counts = recorded_ints(records[0].asset_materialization)
-    version = counts.get(keys.VERSION)
-    return version if version is not None and version != counts.get(keys.READ_VERSION) else None
+    if not records or records[0].asset_materialization is None:
+        return False
+    metadata = records[0].asset_materialization.metadata
+    dead_run = metadata.get(keys.RECOVERED_RUN_ID)
+    return (
+        recorded_ints(records[0].asset_materialization).get(keys.VERSION) == version
+        and dead_run is not None
+        and dead_run.value == run_id
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Recorder:
         inline_specs: The asset's own checks selected in the run.
         standalone_specs: The standalone checks selected in the run (``standalone_specs``).
         checked_through: ``recovery/log_checked_through`` of every materialization it records.
+        run_id: The run recording (whose commits carry it).
     """
 
     instance: dg.DagsterInstance
@@ -80,6 +85,7 @@ class Recorder:
     inline_specs: list[dg.AssetCheckSpec]
     standalone_specs: list[dg.AssetCheckSpec]
     checked_through: int
+    run_id: str
 
     def record(
         self,
@@ -93,9 +99,8 @@ class Recorder:
         """The partition's materialization, then each selected check's verdict on it; nothing
         if its commit is already recorded."""
         asset_key = dg.AssetKey(self.feed.name)
-        if (
-            result.committed
-            and recorded_version(self.instance, asset_key, partition_key) == result.version
+        if result.committed and recovered_already(
+            self.instance, asset_key, partition_key, result.version, self.run_id
         ):
             return
         yield dg.AssetMaterialization(

@@ -58,24 +58,34 @@ class Recovery:
     checked_through: int
 
 
-def recorded_commits(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> set[tuple[str, int]]:
-    """``(partition, version)`` of every commit a materialization of the asset recorded.
+def recorded_commits(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey
+) -> set[tuple[str, int, str]]:
+    """``(partition, version, run)`` of every commit a materialization of the asset recorded,
+    ``run`` being the run that wrote the commit (the dead run, for a recovered one): a table
+    dropped and written again reuses versions, never a run's id.
 
     A materialization of a merge that committed nothing (``delta/version`` equal to
     ``delta/read_version``) records no commit.
     """
-    recorded: set[tuple[str, int]] = set()
+    recorded: set[tuple[str, int, str]] = set()
     cursor = None
     while True:
         page = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=asset_key), limit=_PAGE, cursor=cursor
         )
         for record in page.records:
-            counts = recorded_ints(record.asset_materialization)
+            materialization = record.asset_materialization
+            counts = recorded_ints(materialization)
             version = counts.get(keys.VERSION)
             partition = record.partition_key
-            if version is not None and version != counts.get(keys.READ_VERSION) and partition:
-                recorded.add((partition, version))
+            if version is None or version == counts.get(keys.READ_VERSION) or not partition:
+                continue
+            dead_run = (
+                materialization.metadata.get(keys.RECOVERED_RUN_ID) if materialization else None
+            )
+            writer = str(dead_run.value) if dead_run is not None else record.run_id
+            recorded.add((partition, version, writer))
         if not page.has_more:
             return recorded
         cursor = page.cursor
@@ -127,7 +137,9 @@ def find_unrecorded(
     if latest is None:
         return Recovery([], [], after)
     recorded = recorded_commits(instance, asset_key) if commits else set()
-    unrecorded = [c for c in commits if (str(c.pipeline_partition), c.version) not in recorded]
+    unrecorded = [
+        c for c in commits if (str(c.pipeline_partition), c.version, c.run_id) not in recorded
+    ]
     over = [
         c
         for c in unrecorded
@@ -240,6 +252,7 @@ def build_recover_job(feeds: Sequence[Feed]) -> dg.JobDefinition:
                 inline_check_specs(feed),
                 [],
                 recovery.checked_through,
+                context.run_id,
             )
             yield from recover_events(
                 context.instance,

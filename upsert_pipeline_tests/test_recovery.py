@@ -3,6 +3,7 @@ called started only once its commit is older than the grace period; the watermar
 commit left to a live run; and recovered commits enter the volume history like any other."""
 
 import datetime as dt
+import shutil
 
 import dagster as dg
 from dagster._core.storage.dagster_run import DagsterRun
@@ -119,3 +120,17 @@ def test_an_old_commit_of_a_run_still_called_started_is_recovered(resources):
             dead.version,
             run_id,
         )
+
+
+def test_a_lake_written_again_from_scratch_reuses_versions_and_is_still_recorded(
+    resources, tmp_path
+):
+    with dg.instance_for_test() as instance:
+        assert _materialize(instance, resources, DAYS[0]).success
+        shutil.rmtree(tmp_path / "lake")  # the lake wiped; the instance kept
+        assert _materialize(instance, resources, DAYS[0]).success
+
+        first, second = _recorded(instance, DAYS[0])
+        assert first[keys.VERSION] == second[keys.VERSION] == 1
+        assert second[keys.ROWS_INSERTED] == first[keys.ROWS_INSERTED] > 0
+        assert keys.RECOVERED not in second
