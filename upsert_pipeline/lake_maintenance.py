@@ -82,6 +82,8 @@ def maintenance_metadata(result: MaintenanceResult) -> dict[str, dg.MetadataValu
         keys.VERSION_BEFORE: dg.MetadataValue.int(result.version_before),
         keys.VERSION: dg.MetadataValue.int(result.version_after),
         keys.COMPACTED_PARTITIONS: dg.MetadataValue.json(list(result.partitions_compacted)),
+        keys.PARTITIONS_SKIPPED: dg.MetadataValue.json(list(result.partitions_skipped)),
+        keys.VACUUM_SKIPPED: dg.MetadataValue.bool(result.vacuum_skipped),
         keys.URI: dg.MetadataValue.path(result.table_uri),
     }
     if result.checkpoint_version is not None:

@@ -75,3 +75,6 @@ this materialization's run started: the next run reads the log only after it."""
 TABLE_ID = "delta/table_id"
 """The observed table's ``metaData.id``: it changes when the table is dropped and created again."""
 RECREATED = "delta/recreated"
+# maintain_lake under concurrent merges: work left for the next run.
+PARTITIONS_SKIPPED = "maintenance/partitions_skipped"
+VACUUM_SKIPPED = "maintenance/vacuum_skipped"
