@@ -59,11 +59,14 @@ class Recovery:
 
 
 def recorded_commits(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey
+    instance: dg.DagsterInstance,
+    asset_key: dg.AssetKey,
+    partitions: Sequence[str] | None = None,
 ) -> set[tuple[str, int, str]]:
-    """``(partition, version, run)`` of every commit a materialization of the asset recorded,
-    ``run`` being the run that wrote the commit (the dead run, for a recovered one): a table
-    dropped and written again reuses versions, never a run's id.
+    """``(partition, version, run)`` of every commit a materialization of the asset (of
+    ``partitions``, when given) recorded, ``run`` being the run that wrote the commit (the dead
+    run, for a recovered one): a table dropped and written again reuses versions, never a run's
+    id.
 
     A materialization of a merge that committed nothing (``delta/version`` equal to
     ``delta/read_version``) records no commit.
@@ -72,7 +75,12 @@ def recorded_commits(
     cursor = None
     while True:
         page = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key), limit=_PAGE, cursor=cursor
+            dg.AssetRecordsFilter(
+                asset_key=asset_key,
+                asset_partitions=None if partitions is None else list(partitions),
+            ),
+            limit=_PAGE,
+            cursor=cursor,
         )
         for record in page.records:
             materialization = record.asset_materialization
@@ -136,7 +144,9 @@ def find_unrecorded(
     )
     if latest is None:
         return Recovery([], [], after)
-    recorded = recorded_commits(instance, asset_key) if commits else set()
+    # Only the partitions those commits are of: a run reads the records of a few days.
+    partitions = sorted({str(c.pipeline_partition) for c in commits})
+    recorded = recorded_commits(instance, asset_key, partitions) if commits else set()
     unrecorded = [
         c for c in commits if (str(c.pipeline_partition), c.version, c.run_id) not in recorded
     ]
