@@ -136,12 +136,16 @@ def find_unrecorded(
     """
     asset_key = dg.AssetKey(feed.name)
     after = _checked_through(instance, asset_key)
+    table_uri, options = lake.table_uri(feed.name), lake.delta_storage_options()
     commits, latest = pipeline_commits(
-        lake.table_uri(feed.name),
-        feed.name,
-        after_version=after,
-        storage_options=lake.delta_storage_options(),
+        table_uri, feed.name, after_version=after, storage_options=options
     )
+    if latest is not None and latest < after:
+        # Fewer versions than already checked: the table was written again from scratch.
+        after = -1
+        commits, latest = pipeline_commits(
+            table_uri, feed.name, after_version=after, storage_options=options
+        )
     if latest is None:
         return Recovery([], [], after)
     # Only the partitions those commits are of: a run reads the records of a few days.

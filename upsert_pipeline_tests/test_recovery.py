@@ -134,3 +134,16 @@ def test_a_lake_written_again_from_scratch_reuses_versions_and_is_still_recorded
         assert first[keys.VERSION] == second[keys.VERSION] == 1
         assert second[keys.ROWS_INSERTED] == first[keys.ROWS_INSERTED] > 0
         assert keys.RECOVERED not in second
+
+
+def test_a_dead_commit_in_a_lake_written_again_from_scratch_is_found(resources, tmp_path):
+    lake, landing = resources["lake"], resources["landing"]
+    with dg.instance_for_test() as instance:
+        for day in DAYS:
+            assert _materialize(instance, resources, day).success  # watermark at v2
+        shutil.rmtree(tmp_path / "lake")
+        dead = _commit_of_run(lake, landing, DAYS[0], "0b5e1d3a-0000-4000-8000-000000000001")
+
+        recovery = find_unrecorded(instance, ORDERS, lake, current_run_id=None)
+
+        assert [c.version for c in recovery.commits] == [dead.version] == [1]
