@@ -6,13 +6,16 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
-from upsert_pipeline.checks.evaluations import check_outputs, latest_target, partition_evaluation
+from upsert_pipeline.checks.evaluations import check_outputs
 from upsert_pipeline.checks.judges import Verdict
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts
-from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
+from upsert_pipeline.delta import UpsertResult
+from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER, RUN_MARKER
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import feed_partitions, partition_scope
+from upsert_pipeline.recording import Recorder, standalone_specs
+from upsert_pipeline.recovery import DEFAULT_GRACE_S, find_unrecorded, recover_events
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 
 
@@ -31,6 +34,14 @@ class UpsertConfig(dg.Config):
         default=False,
         description="Let an empty snapshot batch delete every row of its partition.",
     )
+    recovery_grace_s: float = Field(
+        default=DEFAULT_GRACE_S,
+        description=(
+            "Before merging, commits of this asset whose run died before recording them are "
+            "recorded (recovered); a commit of a run the instance still calls started counts as "
+            "dead once it is this old, in seconds."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class _Merged:
     """One partition's merge in this step, and the inline checks' verdicts on it."""
 
     partition_key: str
+    result: UpsertResult
     metadata: dict[str, dg.MetadataValue]
     verdicts: dict[str, Verdict]
 
@@ -75,36 +87,45 @@ def build_upsert_asset(
         description=feed.description,
         check_specs=check_specs,
         freshness_policy=freshness_policy,
+        output_required=False,
     )
     def _upsert_asset(
         context: dg.AssetExecutionContext,
         config: UpsertConfig,
         landing: LandingResource,
         lake: DeltaMergeResource,
-    ) -> Iterator[
-        dg.MaterializeResult[None]
-        | dg.AssetMaterialization
-        | dg.AssetCheckEvaluation
-        | dg.Output[None]
-    ]:
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.Output[None]]:
         selected = [spec for spec in check_specs if spec.key in context.selected_asset_check_keys]
-        merged: list[_Merged] = []
+        # Commits of runs that died before recording them, recorded before this run merges.
+        recovery = find_unrecorded(
+            context.instance,
+            feed,
+            lake,
+            current_run_id=context.run.run_id,
+            grace_s=config.recovery_grace_s,
+        )
+        recorder = Recorder(
+            context.instance,
+            feed,
+            selected,
+            standalone_specs(context, feed),
+            recovery.checked_through,
+            context.run.run_id,
+        )
+        yield from recover_events(
+            context.instance,
+            feed,
+            lake,
+            recovery,
+            recorder,
+            partitions_def=context.assets_def.partitions_def,
+            log=context.log,
+        )
+        # Each day recorded and judged as soon as its commit lands (recording.py says why the
+        # asset yields no output of its own).
         for partition_key in context.partition_keys:
-            try:
-                merged.append(_merge(context, config, feed, landing, lake, partition_key))
-            except Exception:
-                # The days merged before this one are committed: record them (their
-                # materializations and verdicts) before the run fails on this one.
-                for done in merged:
-                    yield dg.AssetMaterialization(
-                        asset_key=feed.name, partition=done.partition_key, metadata=done.metadata
-                    )
-                yield from _evaluations(context.instance, feed.name, selected, merged)
-                raise
-        for done in merged:
-            context.add_asset_metadata(done.metadata, partition_key=done.partition_key)
-        yield dg.MaterializeResult()
-        yield from _evaluations(context.instance, feed.name, selected, merged)
+            done = _merge(context, config, feed, landing, lake, partition_key)
+            yield from recorder.record(done.result, partition_key, done.metadata, done.verdicts)
         yield from check_outputs(context.assets_def, [spec.key for spec in selected])
 
     return _upsert_asset
@@ -126,7 +147,7 @@ def _merge(
         keys=feed.keys,
         partition=partition_scope(feed, partition_key),
         commit_metadata={
-            "dagster.run_id": context.run.run_id,
+            RUN_MARKER: context.run.run_id,
             PIPELINE_MARKER: feed.name,
             PARTITION_MARKER: partition_key,
         },
@@ -143,6 +164,7 @@ def _merge(
     )
     return _Merged(
         partition_key=partition_key,
+        result=result,
         metadata=upsert_metadata(result, table_name=feed.name, schema=feed.schema),
         verdicts=inline_verdicts(
             context.instance,
@@ -153,16 +175,3 @@ def _merge(
             landing_rows=batch.num_rows,
         ),
     )
-
-
-def _evaluations(
-    instance: dg.DagsterInstance,
-    feed_name: str,
-    specs: list[dg.AssetCheckSpec],
-    merged: list[_Merged],
-) -> Iterator[dg.AssetCheckEvaluation]:
-    """Each selected inline check's verdict on each merged partition, after its materialization."""
-    for done in merged:
-        target = latest_target(instance, dg.AssetKey(feed_name), done.partition_key)
-        for spec in specs:
-            yield partition_evaluation(spec, done.partition_key, done.verdicts[spec.name], target)

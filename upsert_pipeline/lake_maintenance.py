@@ -18,7 +18,7 @@ from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.checks.maintenance import judge_counts_unchanged
 from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED
 from upsert_pipeline.checks.wiring import check_result
-from upsert_pipeline.delta.history import PIPELINE_MARKER
+from upsert_pipeline.delta.history import PIPELINE_MARKER, RUN_MARKER
 from upsert_pipeline.delta.maintenance import (
     DEFAULT_RETENTION_HOURS,
     MaintenancePolicy,
@@ -29,7 +29,7 @@ from upsert_pipeline.resources import DeltaMergeResource
 
 MAINTENANCE_GROUP = "maintenance"
 MAINTAIN_LAKE = "maintain_lake"
-RUN_MARKER = "dagster.run_id"
+
 JOB_MARKER = "dagster.job"
 _DEFAULTS = MaintenancePolicy()
 
@@ -82,6 +82,8 @@ def maintenance_metadata(result: MaintenanceResult) -> dict[str, dg.MetadataValu
         keys.VERSION_BEFORE: dg.MetadataValue.int(result.version_before),
         keys.VERSION: dg.MetadataValue.int(result.version_after),
         keys.COMPACTED_PARTITIONS: dg.MetadataValue.json(list(result.partitions_compacted)),
+        keys.PARTITIONS_SKIPPED: dg.MetadataValue.json(list(result.partitions_skipped)),
+        keys.VACUUM_SKIPPED: dg.MetadataValue.bool(result.vacuum_skipped),
         keys.URI: dg.MetadataValue.path(result.table_uri),
     }
     if result.checkpoint_version is not None:

@@ -65,3 +65,16 @@ COMMIT_ROWS_UPDATED = "commit/rows_updated"
 COMMIT_ROWS_DELETED = "commit/rows_deleted"
 COMMIT_ROWS_COPIED = "commit/rows_copied"
 COMMIT_COUNTS_UNKNOWN = "commit/counts_unknown"
+
+# Crash recovery: a commit whose run died before recording it, recorded by a later run.
+RECOVERED = "recovery/recovered"
+RECOVERED_RUN_ID = "recovery/dead_run_id"
+LOG_CHECKED_THROUGH = "recovery/log_checked_through"
+"""The table version through which every pipeline commit of the asset was found recorded when
+this materialization's run started: the next run reads the log only after it."""
+TABLE_ID = "delta/table_id"
+"""The observed table's ``metaData.id``: it changes when the table is dropped and created again."""
+RECREATED = "delta/recreated"
+# maintain_lake under concurrent merges: work left for the next run.
+PARTITIONS_SKIPPED = "maintenance/partitions_skipped"
+VACUUM_SKIPPED = "maintenance/vacuum_skipped"

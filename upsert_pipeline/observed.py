@@ -76,11 +76,20 @@ def commit_metadata(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
 
 def last_observed_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
     """The table version the asset's latest observation recorded, if any."""
+    return last_observed(instance, key)[0]
+
+
+def last_observed(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int | None, str | None]:
+    """The table version and table id the asset's latest observation recorded, if any."""
     records = instance.fetch_observations(key, limit=1).records
     if not records or records[0].asset_observation is None:
-        return None
-    value = records[0].asset_observation.metadata.get(keys.VERSION)
-    return value.value if isinstance(value, dg.IntMetadataValue) else None
+        return None, None
+    metadata = records[0].asset_observation.metadata
+    version, table_id = metadata.get(keys.VERSION), metadata.get(keys.TABLE_ID)
+    return (
+        version.value if isinstance(version, dg.IntMetadataValue) else None,
+        table_id.value if isinstance(table_id, dg.TextMetadataValue) else None,
+    )
 
 
 def build_observed_table(
@@ -107,12 +116,16 @@ def build_observed_table(
         tags={"dagster/kind/deltalake": ""},
     )
     def _observe(context: dg.AssetExecutionContext) -> dg.ObserveResult:
-        after = last_observed_version(context.instance, key)
+        after, table_id = last_observed(context.instance, key)
         # Resolved at run time, like the lake's: the store's standard environment plus overrides.
         options = storage_options_for(uri, overrides=storage_options) or None
         try:
             seen = observe_commits(
-                uri, after_version=after, max_commits=max_commits, storage_options=options
+                uri,
+                after_version=after,
+                table_id=table_id,
+                max_commits=max_commits,
+                storage_options=options,
             )
         except TableNotFoundError:
             context.log.warning(f"no Delta table at {uri} yet")
@@ -123,9 +136,16 @@ def build_observed_table(
                 f"or cleaned up from the log): {seen.skipped_versions[0]}.."
                 f"{seen.skipped_versions[-1]}"
             )
+        if seen.recreated:
+            context.log.warning(
+                f"{uri} is another table than the one observed up to v{after} (dropped and "
+                f"created again: table id {seen.table_id}); observing its commits from v0"
+            )
         summary = {
             keys.NEW_COMMITS: dg.MetadataValue.int(len(seen.commits)),
             keys.SKIPPED_VERSIONS: dg.MetadataValue.int(len(seen.skipped_versions)),
+            keys.TABLE_ID: dg.MetadataValue.text(seen.table_id),
+            keys.RECREATED: dg.MetadataValue.bool(seen.recreated),
         }
         version = dg.DataVersion(str(seen.latest_version))
         if not seen.commits:
@@ -135,7 +155,8 @@ def build_observed_table(
             )
         *earlier, latest = seen.commits
         for observed in earlier:
-            observation = dg.AssetObservation(asset_key=key, metadata=commit_metadata(observed))
+            metadata = {**commit_metadata(observed), keys.TABLE_ID: summary[keys.TABLE_ID]}
+            observation = dg.AssetObservation(asset_key=key, metadata=metadata)
             context.log_event(observation)
         context.log.info(
             f"{name}: {len(seen.commits)} new commit(s), v{seen.commits[0].version}.."

@@ -217,12 +217,34 @@ def test_a_delete_made_outside_the_pipeline_warns_with_what_changed(resources, i
 def test_an_append_made_outside_the_pipeline_warns(resources, instance, tmp_path):
     _materialize(resources, instance, "2026-11-02")
     table_uri = str(tmp_path / "lake" / "orders")
-    write_deltalake(table_uri, order_batch([1, 2], day=dt.date(2026, 11, 9)), mode="append")
+    write_deltalake(
+        table_uri, order_batch([900001, 900002], day=dt.date(2026, 11, 2)), mode="append"
+    )
 
     evaluation = _evaluation(_materialize(resources, instance, "2026-11-02"), NO_OUT_OF_BAND_WRITES)
 
     assert not evaluation.passed
     assert "WRITE" in _values(evaluation)["foreign_commit_versions"]
+
+
+def test_a_write_outside_the_pipeline_warns_on_its_partition_only(resources, instance, tmp_path):
+    for day in ("2026-11-02", "2026-11-03"):
+        _materialize(resources, instance, day)
+    table = DeltaTable(str(tmp_path / "lake" / "orders"))
+    table.delete("order_date = '2026-11-03' AND order_id % 10 = 0")
+
+    untouched = _evaluation(_materialize(resources, instance, "2026-11-02"), NO_OUT_OF_BAND_WRITES)
+    touched = _evaluation(_materialize(resources, instance, "2026-11-03"), NO_OUT_OF_BAND_WRITES)
+
+    assert untouched.passed
+    assert (
+        _values(untouched)["foreign_commits"],
+        _values(untouched)["foreign_commits_elsewhere"],
+    ) == (
+        0,
+        1,
+    )
+    assert not touched.passed and _values(touched)["foreign_commits"] == 1
 
 
 # volume_within_history ----------------------------------------------------------------------

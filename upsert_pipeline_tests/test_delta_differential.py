@@ -11,6 +11,13 @@ and report them as inserted. After each step the table is scanned, and the expec
 derived per key from that scan and the previous one (the previous step's scan, taken after any
 out-of-band delete, is this step's "before").
 
+Kill points: a batch may be sent by a run that dies before its commit (nothing reaches the log,
+nothing is left to recover) or right after it (committed, recorded nowhere). At the end of each
+sequence, the pipeline commits that no run recorded are exactly the commits of the runs killed
+after committing, and each one's counts as recovery rebuilds them from the log alone
+(``delta/recovery.py``) equal what its merge returned. The real processes killed with SIGKILL
+are in ``test_recovery_crash.py``; here the kill is in-process, so the sequences stay fast.
+
 Sequences: 250 when ``CI`` is set (profile ``differential-ci``; about 30 s of CPU), 100 otherwise
 (``differential``); ``HYPOTHESIS_PROFILE`` picks either explicitly.
 """
@@ -27,8 +34,10 @@ from deltalake import DeltaTable
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from upsert_pipeline.delta import upsert
+from upsert_pipeline.delta import UpsertResult, merge, upsert
+from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER, RUN_MARKER
 from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN
+from upsert_pipeline.delta.recovery import committed_result, pipeline_commits
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.metadata import upsert_metadata
 
@@ -47,6 +56,7 @@ PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or (
     "differential-ci" if os.environ.get("CI") else "differential"
 )
 
+BEFORE_COMMIT, AFTER_COMMIT = "before_commit", "after_commit"
 ADDED = "channel"
 """The column a batch in ``evolve`` mode adds; later batches may lack it (backfills)."""
 MODES = ("upsert", "upsert", "upsert", "snapshot", "evolve")
@@ -63,12 +73,15 @@ rows = st.fixed_dictionaries(
         ADDED: st.sampled_from([None, "web", "shop"]),
     }
 )
-# (day, rows, mode, whether the batch carries the evolved column once the table has it).
+KILL_POINTS = (None, None, None, BEFORE_COMMIT, AFTER_COMMIT, AFTER_COMMIT)
+# (day, rows, mode, whether the batch carries the evolved column once the table has it, where
+# the run that sends it is killed).
 batches = st.tuples(
     st.sampled_from(DAYS),
     st.lists(rows, max_size=10, unique_by=lambda row: row["order_id"]),
     st.sampled_from(MODES),
     st.sampled_from([True, False, False]),
+    st.sampled_from(KILL_POINTS),
 )
 # A DELETE outside the pipeline: (day, order ids, whether that day's last batch is re-sent next).
 deletes = st.tuples(
@@ -129,11 +142,14 @@ def test_every_count_equals_a_scan(sequence):
     last_sent: dict[dt.date, Sent] = {}
     committed_at: dict[dt.date, int] = {}  # the version of each scope's latest commit
     deleted_since: dict[dt.date, set[int]] = {}  # deleted out of band since the day's last send
+    recorded: set[int] = set()  # versions a live run recorded
+    killed: dict[int, UpsertResult] = {}  # commits of runs killed right after them
     with tempfile.TemporaryDirectory() as folder:
         uri = f"{folder}/orders"
         scanned: dict[dt.date, dict[int, tuple[Any, ...]]] = {}
-        for step in sequence:
+        for number, step in enumerate(sequence):
             removed: set[int] = set()
+            kill = None
             if isinstance(step, int):
                 if not sent:
                     continue
@@ -154,14 +170,77 @@ def test_every_count_equals_a_scan(sequence):
                 day, rows, mode, carries = last_sent[day]
                 rows = rows[::-1]
             else:
-                day, rows, mode, carries = step
-            carried = _check_step(uri, scanned, day, rows, mode, carries, removed, committed_at)
+                day, rows, mode, carries, kill = step
+            run = {PIPELINE_MARKER: "orders", PARTITION_MARKER: day.isoformat()}
+            run[RUN_MARKER] = f"run-{number}"
+            if kill == BEFORE_COMMIT:
+                _killed_before_commit(uri, day, rows, mode, run)
+                continue
+            carried, result = _check_step(
+                uri, scanned, day, rows, mode, carries, removed, committed_at, run
+            )
+            if result.committed:
+                if kill == AFTER_COMMIT:
+                    killed[result.version] = result
+                else:
+                    recorded.add(result.version)
             # Kept as it was sent: a batch sent before the table had the gained column did not
             # carry it, and its re-send (the same landing file) does not either.
             sent.append((day, rows, mode, carried))
             last_sent[day] = (day, rows, mode, carried)
             deleted_since[day] = set()
             scanned = _scan(uri, _has_added(uri))
+        if _exists(uri):
+            _check_recovery(uri, recorded, killed)
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: nothing after it runs, no handler catches it."""
+
+
+def _killed_before_commit(
+    uri: str, day: dt.date, rows: list[dict[str, Any]], mode: str, run: dict[str, str]
+) -> None:
+    """A run killed before its merge commits: the log does not change."""
+    version = DeltaTable(uri).version() if _exists(uri) else None
+    original = merge._Merge.run
+
+    def killed(self: merge._Merge, table: DeltaTable, attempt: int) -> UpsertResult:
+        raise _Killed
+
+    merge._Merge.run = killed  # type: ignore[method-assign]
+    try:
+        upsert(
+            uri,
+            _batch(day, [{**row, ADDED: None} for row in rows], added=False, op=True),
+            keys=["order_id"],
+            partition={"order_date": day},
+            commit_metadata=run,
+            snapshot=False,
+        )
+    except _Killed:
+        pass
+    finally:
+        merge._Merge.run = original  # type: ignore[method-assign]
+    assert (DeltaTable(uri).version() if _exists(uri) else None) in (version, 0)
+    event("run killed before its commit")
+
+
+def _check_recovery(uri: str, recorded: set[int], killed: dict[int, UpsertResult]) -> None:
+    """The log's pipeline commits that no run recorded are the killed runs' commits, and each
+    one rebuilt from the log alone carries the counts its merge returned."""
+    commits, _ = pipeline_commits(uri, "orders")
+    assert {c.version for c in commits} == recorded | set(killed)
+    fields = ("source_rows", "inserted", "updated", "deleted", "copied", "unchanged")
+    fields += ("read_version", "version", "partition_rows", "table_rows", "snapshot")
+    for commit in commits:
+        if commit.version not in killed:
+            continue
+        live = killed[commit.version]
+        rebuilt = committed_result(uri, commit, partition=live.partition)
+        assert {f: getattr(rebuilt, f) for f in fields} == {f: getattr(live, f) for f in fields}
+        assert rebuilt.before.partition_rows == live.before.partition_rows
+        event("run killed right after its commit: recovered from the log")
 
 
 def _check_step(
@@ -173,10 +252,11 @@ def _check_step(
     carries: bool,
     removed: set[int],
     committed_at: dict[dt.date, int],
-) -> bool:
+    run: dict[str, str],
+) -> tuple[bool, UpsertResult]:
     """Upserts one batch and checks every count, the partition's rows and the metadata.
 
-    Returns whether the batch carried the gained column.
+    Returns whether the batch carried the gained column, and what the upsert returned.
 
     ``removed`` holds the keys deleted out of band from the partition since its last batch was
     sent, when the batch is that last one sent again: exactly those of its rows come back.
@@ -205,6 +285,7 @@ def _check_step(
         allow_empty_snapshot=True,
         evolve_schema=mode == "evolve",
         required_columns=DECLARED,
+        commit_metadata=run,
     )
     # An evolving merge that changes no row may write no commit, and then adds no column.
     adds_now = table_existed and not had_added and _has_added(uri)
@@ -281,4 +362,4 @@ def _check_step(
     } == expected
     names = [column.name for column in metadata["dagster/column_schema"].schema.columns]
     assert (ADDED in names) == added and OP_COLUMN not in names
-    return with_added
+    return with_added, result

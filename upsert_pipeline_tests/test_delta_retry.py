@@ -99,9 +99,32 @@ def test_an_append_only_table_refusing_an_update_is_not_retried(tmp_path, merge_
 @pytest.mark.parametrize(
     ("error", "retried"),
     [
-        # TransactionError::CommitConflict and ::MaxCommitAttempts: another writer won.
-        (CommitFailedError("Failed to commit transaction: Concurrent append failed."), True),
+        # TransactionError::CommitConflict and ::MaxCommitAttempts: another writer won (the
+        # texts of delta-rs 1.6.6's CommitConflictError variants).
+        *(
+            (CommitFailedError(f"Failed to commit transaction: {inner}"), True)
+            for inner in (
+                "Commit failed: a concurrent transactions added new data.\nHelp: rerun",
+                "Commit failed: a concurrent transaction deleted data this operation read.",
+                "Commit failed: a concurrent transaction deleted the same data your transaction "
+                "deletes.",
+                "Concurrent transaction failed.",
+                "Metadata changed since last commit.",
+                "Protocol changed since last commit: protocol changed",
+            )
+        ),
         (CommitFailedError("Failed to commit transaction: 15"), True),
+        # The same prefix on CommitConflictError variants that no retry can fix.
+        *(
+            (CommitFailedError(f"Failed to commit transaction: {inner}"), False)
+            for inner in (
+                "Delta-rs does not support writer version 8",
+                "Delta-rs does not support reader version 4",
+                "Snapshot is corrupted: missing protocol",
+                "Error evaluating predicate: bad column",
+                "No metadata found, please make sure table is loaded.",
+            )
+        ),
         (CommitFailedError("Protocol changed since last commit: protocol changed"), True),
         (DeltaError("Tried committing existing table version: 0"), True),
         # Everything else fails the same way however often it is tried.

@@ -2,6 +2,7 @@
 observation with its counts, read back from the event log."""
 
 import json
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -156,3 +157,26 @@ def test_the_code_location_observes_the_tables_its_defs_folder_declares():
     # an observed table is never part of the daily ingestion
     ingest = defs.resolve_job_def("ingest_daily")
     assert dg.AssetKey("partner_events") not in ingest.asset_layer.selected_asset_keys
+
+
+@pytest.mark.parametrize("new_versions", [1, 5])
+def test_a_table_dropped_and_created_again_at_the_uri_is_observed_from_its_first_commit(
+    tmp_path, instance, new_versions
+):
+    uri = str(tmp_path / "partner")
+    for day in (DAY, OTHER_DAY, DAY):
+        write_deltalake(uri, order_batch(range(3), day=day), mode="append")  # v0..v2
+    asset = build_observed_table("partner", uri)
+    _observe(asset, instance)
+    old_id = _recorded(instance, "partner")[-1][keys.TABLE_ID]
+
+    shutil.rmtree(uri)  # dropped; then written again: fewer, or more, versions than before
+    for version in range(new_versions):
+        write_deltalake(uri, order_batch(range(10 + version, 12 + version)), mode="append")
+    _observe(asset, instance)
+
+    observed = _recorded(instance, "partner")[3:]
+    assert [o[keys.VERSION] for o in observed] == list(range(new_versions))
+    assert {o[keys.TABLE_ID] for o in observed} == {DeltaTable(uri).metadata().id} != {old_id}
+    assert observed[-1][keys.RECREATED] is True
+    assert observed[-1][keys.ROW_COUNT] == 2 * new_versions

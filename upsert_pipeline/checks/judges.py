@@ -203,6 +203,14 @@ def _in_scope(commit: Commit, feed: Feed, partition_key: str) -> bool:
     )
 
 
+def _touches(commit: Commit, feed: Feed, partition_key: str) -> bool:
+    """Whether a commit may have changed rows of the partition (any partition, if unknown)."""
+    if feed.partition_column is None or commit.touched_partitions is None:
+        return True
+    column = feed.partition_column
+    return any(dict(values).get(column) == partition_key for values in commit.touched_partitions)
+
+
 def judge_out_of_band(
     feed: Feed,
     result: UpsertResult,
@@ -213,7 +221,8 @@ def judge_out_of_band(
 ) -> Verdict:
     """Judges that nothing but the pipeline wrote since the previous materialization.
 
-    A commit is out of band when it carries no pipeline marker and changed data: maintenance
+    A commit is out of band when it carries no pipeline marker and changed data of this
+    partition (by the ``partitionValues`` of the files it added or removed): maintenance
     (no ``dataChange``, or ``OPTIMIZE`` / ``VACUUM START`` / ``VACUUM END`` and the like), by the
     pipeline's ``maintain_lake`` or by another engine, changes no row and is not. The rows before
     this merge must equal the rows recorded then plus the net rows of the pipeline's own commits
@@ -250,9 +259,12 @@ def judge_out_of_band(
             "the log no longer holds every commit since the previous materialization",
             metadata,
         )
-    # Maintenance (compaction, vacuum: no dataChange) changes no row, whoever committed it.
-    foreign = [c for c in commits if c.pipeline_asset is None and not c.is_maintenance]
+    # Maintenance (compaction, vacuum: no dataChange) changes no row, whoever committed it; a
+    # foreign commit that changed only other partitions did not touch this one.
+    everywhere = [c for c in commits if c.pipeline_asset is None and not c.is_maintenance]
+    foreign = [c for c in everywhere if _touches(c, feed, partition_key)]
     metadata["foreign_commits"] = len(foreign)
+    metadata["foreign_commits_elsewhere"] = len(everywhere) - len(foreign)
     metadata["maintenance_commits"] = sum(1 for commit in commits if commit.is_maintenance)
     metadata["pipeline_commits"] = sum(
         1 for c in commits if c.pipeline_asset is not None and not c.is_maintenance

@@ -13,6 +13,11 @@ import warnings
 from collections.abc import Iterator
 
 import dagster as dg
+
+# Not exported at the top level in 1.13; it is the type of AssetCheckEvaluation's field.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline import metadata_keys as keys
@@ -67,8 +72,10 @@ def check_result(verdict: Verdict, *, check_name: str | None = None) -> dg.Asset
     )
 
 
-def recorded_ints(materialization: dg.AssetMaterialization) -> dict[str, int]:
+def recorded_ints(materialization: dg.AssetMaterialization | None) -> dict[str, int]:
     """The integer metadata a materialization recorded (the counts a judge compares)."""
+    if materialization is None:
+        return {}
     return {
         key: value.value
         for key, value in materialization.metadata.items()
@@ -152,6 +159,32 @@ def inline_verdicts(
     }
 
 
+def volume_verdict(
+    instance: dg.DagsterInstance,
+    asset_key: dg.AssetKey,
+    partition_key: str,
+    band: VolumeBand = VOLUME_BAND,
+) -> tuple[Verdict, AssetCheckEvaluationTargetMaterializationData | None]:
+    """``volume_within_history``'s verdict on the partition's latest materialization, judged
+    against the asset's materializations recorded before it, and that materialization."""
+    mine = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
+    ).records
+    if not mine:
+        missing = f"partition {partition_key} has no materialization to judge"
+        return Verdict(False, Severity.WARN, missing), None
+    earlier = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, before_storage_id=mine[0].storage_id),
+        limit=band.history,
+    ).records
+    verdict = judge_volume(
+        recorded_ints(mine[0].asset_materialization),
+        [recorded_ints(record.asset_materialization) for record in earlier],
+        band,
+    )
+    return verdict, target_of(mine[0])
+
+
 def build_standalone_checks(
     feed: Feed, band: VolumeBand = VOLUME_BAND
 ) -> list[dg.AssetChecksDefinition]:
@@ -171,32 +204,11 @@ def build_standalone_checks(
     def _volume(
         context: dg.AssetCheckExecutionContext,
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output[None]]:
-        asset_key = dg.AssetKey(feed.name)
         [spec] = context.check_specs
         for partition_key in context.partition_keys:
-            mine = context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]),
-                limit=1,
-            ).records
-            if mine:
-                earlier = context.instance.fetch_materializations(
-                    dg.AssetRecordsFilter(
-                        asset_key=asset_key, before_storage_id=mine[0].storage_id
-                    ),
-                    limit=band.history,
-                ).records
-                verdict = judge_volume(
-                    recorded_ints(mine[0].asset_materialization),
-                    [recorded_ints(record.asset_materialization) for record in earlier],
-                    band,
-                )
-            else:
-                verdict = Verdict(
-                    False,
-                    Severity.WARN,
-                    f"partition {partition_key} has no materialization to judge",
-                )
-            target = target_of(mine[0]) if mine else None
+            verdict, target = volume_verdict(
+                context.instance, dg.AssetKey(feed.name), partition_key, band
+            )
             yield partition_evaluation(spec, partition_key, verdict, target)
         yield from check_outputs(context.op_execution_context.assets_def, [spec.key])
 

@@ -110,11 +110,15 @@ def _live_rows(table: DeltaTable, actions: pa.Table) -> pa.ChunkedArray | pa.Arr
 
 
 def _partition_mask(
-    actions: pa.Table, partition: Mapping[str, PartitionValue]
+    actions: pa.Table, partition: Mapping[str, PartitionValue | None]
 ) -> pa.ChunkedArray | pa.Array:
+    """The add actions of one partition; a ``None`` value selects the null partition."""
     mask: pa.ChunkedArray | pa.Array = pa.array([True] * actions.num_rows, pa.bool_())
     for column, value in partition.items():
         values = actions.column(f"partition.{column}")
+        if value is None:
+            mask = pc.and_(mask, pc.is_null(values))
+            continue
         equal = pc.equal(values, pa.scalar(value).cast(values.type))
         mask = pc.and_(mask, pc.fill_null(equal, False))
     return mask
@@ -145,14 +149,15 @@ def snapshot_counts(
 
 
 def snapshot_partition_counts(
-    table: DeltaTable, partitions: Sequence[Mapping[str, PartitionValue] | None]
+    table: DeltaTable, partitions: Sequence[Mapping[str, PartitionValue | None] | None]
 ) -> list[RowCounts]:
     """``snapshot_counts`` of each of ``partitions``, in order, reading the snapshot's add
     actions and deletion vectors once for all of them.
 
     Args:
         table: A loaded table; its in-memory snapshot is what is counted.
-        partitions: ``{column: value}`` of each partition to count, or ``None`` for the table
+        partitions: ``{column: value}`` of each partition to count (a ``None`` value is the
+            null partition: rows whose partition value is null), or ``None`` for the table
             alone.
     """
     actions = pa.table(table.get_add_actions(flatten=True))

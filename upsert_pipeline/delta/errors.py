@@ -19,6 +19,10 @@ class UnexpectedColumnError(BatchSchemaError):
     """The batch carries a column that the table or feed does not have."""
 
 
+class DuplicateColumnError(BatchSchemaError):
+    """Two columns' names differ only in case: Delta (and Spark) would take them for one."""
+
+
 class ColumnTypeError(BatchSchemaError):
     """A column's type differs from the table's (or the feed's declared) type."""
 

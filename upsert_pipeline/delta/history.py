@@ -26,6 +26,8 @@ PIPELINE_MARKER = "dagster.asset"
 """The ``commitInfo`` key that the pipeline's commits carry (set through ``commit_metadata``)."""
 PARTITION_MARKER = "dagster.partition"
 """The ``commitInfo`` key naming the Dagster partition a pipeline commit materialized."""
+RUN_MARKER = "dagster.run_id"
+"""The ``commitInfo`` key naming the Dagster run that wrote a pipeline commit."""
 
 _READERS = 8
 """Commit files read at once."""
@@ -66,6 +68,11 @@ class Commit:
         has_commit_info: Whether the commit carries ``commitInfo`` at all.
         timestamp_ms: ``commitInfo.timestamp``, if recorded.
         engine: ``commitInfo.engineInfo`` (or ``clientVersion``), if recorded.
+        run_id: The Dagster run that wrote a pipeline commit (``commitInfo["dagster.run_id"]``).
+        read_version: ``commitInfo.readVersion``: the snapshot the operation planned on.
+        touched_partitions: The ``partitionValues`` of the files the commit added or removed
+            with ``dataChange``, each as sorted ``(column, value)`` pairs; ``None`` when one
+            of those actions does not say (then any partition may have changed).
     """
 
     version: int
@@ -79,6 +86,9 @@ class Commit:
     has_commit_info: bool = True
     timestamp_ms: int | None = None
     engine: str | None = None
+    run_id: str | None = None
+    read_version: int | None = None
+    touched_partitions: frozenset[tuple[tuple[str, str | None], ...]] | None = None
 
     @property
     def label(self) -> str:
@@ -125,10 +135,16 @@ def parse_commit(version: int, actions: Sequence[Mapping[str, Any]]) -> Commit:
         if "remove" in action and action["remove"].get("dataChange", True)
     ]
     info = info or {}
+    changed = [file for file in files if file.get("dataChange", True)]
+    touched: frozenset[tuple[tuple[str, str | None], ...]] | None = None
+    if all(isinstance(file.get("partitionValues"), Mapping) for file in changed):
+        touched = frozenset(tuple(sorted(file["partitionValues"].items())) for file in changed)
     asset = info.get(PIPELINE_MARKER)
     partition = info.get(PARTITION_MARKER)
     timestamp = info.get("timestamp")
     engine = info.get("engineInfo") or info.get("clientVersion")
+    run_id = info.get(RUN_MARKER)
+    read_version = info.get("readVersion")
     return Commit(
         version=version,
         operation=str(info["operation"]) if "operation" in info else None,
@@ -141,6 +157,9 @@ def parse_commit(version: int, actions: Sequence[Mapping[str, Any]]) -> Commit:
         has_commit_info=bool(info),
         timestamp_ms=int(timestamp) if timestamp is not None else None,
         engine=str(engine) if engine is not None else None,
+        run_id=str(run_id) if run_id is not None else None,
+        read_version=int(read_version) if read_version is not None else None,
+        touched_partitions=touched,
     )
 
 

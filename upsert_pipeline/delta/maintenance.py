@@ -7,19 +7,29 @@ rows from ``numRecords`` minus deletion vectors (``counts.snapshot_counts``), be
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import random
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from deltalake import CommitProperties, DeltaTable
 
 from upsert_pipeline.delta.counts import snapshot_counts
 from upsert_pipeline.delta.history import Commit, commits_between
+from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
 from upsert_pipeline.delta.partition_counts import (
     PartitionFiles,
     partition_row_counts,
     snapshot_partitions,
 )
+from upsert_pipeline.delta.retry import RetryPolicy, is_commit_conflict
+from upsert_pipeline.delta.stores import ensure_safe_commits
+
+_T = TypeVar("_T")
+_MAX_RETENTION_HOURS = 100 * 365 * 24
 
 DEFAULT_RETENTION_HOURS = 7 * 24
 """Vacuum keeps removed files younger than this (Delta's own default, 7 days)."""
@@ -97,6 +107,9 @@ class MaintenanceResult:
         table_rows_after: Live rows of the table after, ``None`` if unknown.
         partition_rows_before: Live rows of each partition before (``{}`` when unpartitioned).
         partition_rows_after: Live rows of each partition after.
+        partitions_skipped: Labels of partitions whose compaction conflicted with concurrent
+            commits on every attempt, left as they were.
+        vacuum_skipped: Whether the vacuum conflicted on every attempt and deleted nothing.
     """
 
     table_uri: str
@@ -117,6 +130,8 @@ class MaintenanceResult:
     table_rows_after: int | None
     partition_rows_before: Mapping[str, int | None]
     partition_rows_after: Mapping[str, int | None]
+    partitions_skipped: tuple[str, ...] = ()
+    vacuum_skipped: bool = False
 
     def count_pairs(self) -> list[tuple[str, int | None, int | None]]:
         """``(scope, before, after)`` for the table (scope ``""``) and every partition."""
@@ -157,12 +172,111 @@ def _filters(partition: PartitionFiles) -> list[tuple[str, str, Any]] | None:
     ]
 
 
+def _compact_if_needed(
+    table: DeltaTable, label: str, policy: MaintenancePolicy, properties: CommitProperties
+) -> dict[str, Any]:
+    """Compacts the partition ``label`` of the snapshot ``table`` holds, if it still needs it."""
+    current = next((p for p in snapshot_partitions(table) if p.label == label), None)
+    if current is None or not _needs_compaction(current, policy):
+        return {}
+    return dict(
+        table.optimize.compact(
+            partition_filters=_filters(current),
+            target_size=policy.target_size,
+            commit_properties=properties,
+        )
+    )
+
+
+def removed_since(
+    table_uri: str,
+    latest_version: int,
+    cutoff_ms: int,
+    storage_options: Mapping[str, str] | None = None,
+) -> set[str]:
+    """The paths (unescaped, relative to the table) of files removed at or after ``cutoff_ms``,
+    by the ``deletionTimestamp`` of the remove actions in the log, read from the newest commit
+    back to the first one older than the cutoff."""
+    filesystem, log_path = log_filesystem(table_uri, storage_options)
+    removed: set[str] = set()
+    for version in range(latest_version, -1, -1):
+        actions = read_commit_actions(filesystem, log_path, version)
+        if actions is None:  # cleaned up: older than the log's retention, and than this window
+            break
+        committed_ms = None
+        for action in actions:
+            if "commitInfo" in action:
+                committed_ms = action["commitInfo"].get("timestamp")
+            remove = action.get("remove")
+            if remove and int(remove.get("deletionTimestamp") or 0) >= cutoff_ms:
+                removed.add(unquote(remove["path"]))
+        if committed_ms is not None and int(committed_ms) < cutoff_ms:
+            break
+    return removed
+
+
+def _vacuum(
+    table: DeltaTable,
+    policy: MaintenancePolicy,
+    properties: CommitProperties,
+    storage_options: Mapping[str, str] | None,
+) -> list[str]:
+    """Vacuums what delta-rs finds expired, never a file removed inside the retention window.
+
+    delta-rs 1.6.6 judges a path by one of its tombstones: when a path was removed twice (a
+    table with deletion vectors removes and re-adds a file to change its vector, and a
+    compaction then removes it for good), it may take the older one and delete a file removed
+    seconds ago, breaking time travel inside the window. So the candidates are listed first
+    (a dry run) and checked against the log's remove actions; while any was removed inside the
+    window, the retention is lengthened for this vacuum, which then deletes only files every
+    tombstone of which is older. Such a file is vacuumed once its latest removal expires.
+    """
+    cutoff_ms = int((time.time() - policy.retention_hours * 3600) * 1000)
+    recent = removed_since(table.table_uri, table.version(), cutoff_ms, storage_options)
+    retention = policy.retention_hours
+    while True:
+        listed = table.vacuum(
+            retention_hours=retention,
+            dry_run=True,
+            enforce_retention_duration=policy.enforce_retention_duration,
+        )
+        if not recent.intersection(unquote(path) for path in listed):
+            break
+        if retention >= _MAX_RETENTION_HOURS:
+            return []
+        retention = min(_MAX_RETENTION_HOURS, max(1, retention) * 4)
+    return table.vacuum(
+        retention_hours=retention,
+        dry_run=False,
+        enforce_retention_duration=policy.enforce_retention_duration,
+        commit_properties=properties,
+    )
+
+
+def _retrying(table: DeltaTable, retry: RetryPolicy, step: Callable[[], _T]) -> _T | None:
+    """``step()``, run again on a reloaded table while its commit conflicts with a concurrent
+    one; ``None`` when every attempt conflicted."""
+    rng = random.Random()
+    for attempt in range(1, retry.max_attempts + 1):
+        try:
+            return step()
+        except Exception as error:
+            if not is_commit_conflict(error):
+                raise
+            if attempt == retry.max_attempts:
+                return None
+            time.sleep(retry.backoff_s(attempt, rng))
+            table.update_incremental()
+    return None  # pragma: no cover
+
+
 def maintain(
     table_uri: str,
     *,
     policy: MaintenancePolicy | None = None,
     commit_metadata: Mapping[str, str] | None = None,
     storage_options: Mapping[str, str] | None = None,
+    retry: RetryPolicy | None = None,
 ) -> MaintenanceResult:
     """Compacts the partitions that need it, vacuums old removed files, writes a checkpoint.
 
@@ -179,11 +293,20 @@ def maintain(
         policy: When to compact and what to keep; ``MaintenancePolicy()`` when ``None``.
         commit_metadata: ``commitInfo`` entries for every commit maintenance writes.
         storage_options: Object-store options, passed to delta-rs.
+        retry: How often a compaction or the vacuum is run again when a concurrent commit (a
+            merge into the same partition) made its commit conflict; after the last attempt it
+            is skipped and the result says so, the rest of the maintenance goes on.
+
+    Concurrency: each compaction and the vacuum commit on their own. When one conflicts with a
+    concurrent commit, the table is reloaded and the partition looked at again (it may no longer
+    need compacting); the merges are never held up.
 
     Returns:
         The work done and the counts around it.
 
     Raises:
+        UnsafeObjectStoreError: The object store does not refuse a second create of a key (so
+            a concurrent commit could be lost); raised before anything is written.
         deltalake.exceptions.TableNotFoundError: No table at ``table_uri``.
         RetentionTooShortError: ``policy.retention_hours`` is shorter than the table's
             ``delta.deletedFileRetentionDuration`` while ``enforce_retention_duration`` holds;
@@ -195,7 +318,10 @@ def maintain(
         (312, 30, [])
     """
     policy = policy or MaintenancePolicy()
+    retry = retry or RetryPolicy()
     options = dict(storage_options) if storage_options else None
+    # Maintenance commits like a merge: only where the store keeps concurrent commits apart.
+    ensure_safe_commits(table_uri, options)
     properties = CommitProperties(custom_metadata=dict(commit_metadata or {}))
     table = DeltaTable(table_uri, storage_options=options)
     if policy.retention_hours < 0:
@@ -212,25 +338,27 @@ def maintain(
     partition_rows_before = partition_row_counts(table, partitions_before)
 
     compacted = []
+    skipped = []
     files_compacted = files_written = 0
     for partition in partitions_before:
         if not _needs_compaction(partition, policy):
             continue
-        metrics = table.optimize.compact(
-            partition_filters=_filters(partition),
-            target_size=policy.target_size,
-            commit_properties=properties,
+        metrics = _retrying(
+            table,
+            retry,
+            functools.partial(_compact_if_needed, table, partition.label, policy, properties),
         )
-        if metrics.get("numFilesRemoved"):
+        if metrics is None:
+            skipped.append(partition.label)
+        elif metrics.get("numFilesRemoved"):
             compacted.append(partition.label)
             files_compacted += int(metrics["numFilesRemoved"])
             files_written += int(metrics.get("numFilesAdded", 0))
 
-    vacuumed = table.vacuum(
-        retention_hours=policy.retention_hours,
-        dry_run=False,
-        enforce_retention_duration=policy.enforce_retention_duration,
-        commit_properties=properties,
+    vacuumed = _retrying(
+        table,
+        retry,
+        functools.partial(_vacuum, table, policy, properties, options),
     )
 
     after = DeltaTable(table_uri, storage_options=options)
@@ -256,7 +384,9 @@ def maintain(
         partitions_compacted=tuple(compacted),
         files_compacted=files_compacted,
         files_written=files_written,
-        files_vacuumed=len(vacuumed),
+        files_vacuumed=len(vacuumed or ()),
+        partitions_skipped=tuple(skipped),
+        vacuum_skipped=vacuumed is None,
         table_rows_before=rows_before,
         table_rows_after=snapshot_counts(after).table_rows,
         partition_rows_before=partition_rows_before,

@@ -49,6 +49,7 @@ from upsert_pipeline.delta.tables import open_or_create
 from upsert_pipeline.delta.transactions import app_id_for, scope_transaction, table_name
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY, UriPolicy
 from upsert_pipeline.delta.validation import (
+    check_distinct_names,
     check_keys,
     check_partition,
     check_partition_values,
@@ -62,6 +63,8 @@ Batch: TypeAlias = "pa.Table | pl.DataFrame"
 
 APP_ID_KEY = "upsert_pipeline.app_id"
 ATTEMPT_KEY = "upsert_pipeline.commit_attempt"
+SNAPSHOT_KEY = "upsert_pipeline.snapshot"
+"""``commitInfo`` key set on a snapshot load's commit, so the log alone tells how to read it."""
 
 
 def _as_arrow(batch: Batch) -> pa.Table:
@@ -136,6 +139,8 @@ class _Merge:
             source, absent = snapshot_tombstones(table, source, self.keys, self.partition)
 
         metadata = {**self.commit_metadata, ATTEMPT_KEY: attempt}
+        if self.snapshot:
+            metadata[SNAPSHOT_KEY] = True
         transactions = None
         if self.app_id is not None:
             metadata[APP_ID_KEY] = self.app_id
@@ -316,6 +321,7 @@ def upsert(
     keys = list(keys)
     for name in source.column_names:
         check_identifier(name)
+    check_distinct_names(source.column_names)
     check_typed(source, ignore=(OP_COLUMN,))
     check_storable(source, ignore=(OP_COLUMN,))
     check_keys(source, keys)

@@ -60,18 +60,25 @@ class Observation:
         commits: The new commits, oldest first.
         skipped_versions: New versions not recorded: beyond ``max_commits``, or whose commit
             file is gone from the log (cleaned up).
+        table_id: The table's id (``metaData.id``): a table dropped and created again at the
+            same URI has a new one.
+        recreated: The table at the URI is not the one observed before (another id, or fewer
+            versions than already seen): its commits were observed from version 0.
     """
 
     table_uri: str
     latest_version: int
     commits: tuple[ObservedCommit, ...]
     skipped_versions: tuple[int, ...]
+    table_id: str = ""
+    recreated: bool = False
 
 
 def observe_commits(
     table_uri: str,
     *,
     after_version: int | None = None,
+    table_id: str | None = None,
     max_commits: int = DEFAULT_MAX_COMMITS,
     storage_options: Mapping[str, str] | None = None,
 ) -> Observation:
@@ -80,6 +87,9 @@ def observe_commits(
     Args:
         table_uri: The Delta table (a path or ``s3://...``).
         after_version: The last version already recorded; ``None`` to start from version 0.
+        table_id: The id of the table ``after_version`` belongs to, if known. When the table now
+            at the URI has another id (dropped and created again), or has fewer versions than
+            ``after_version``, its commits are observed from version 0 and ``recreated`` is set.
         max_commits: Record at most this many (the newest); the older new ones are skipped.
         storage_options: Object-store options (delta-rs's ``AWS_*`` spelling).
 
@@ -94,7 +104,11 @@ def observe_commits(
     options = dict(storage_options) if storage_options else None
     table = DeltaTable(table_uri, storage_options=options)
     latest = table.version()
-    first = 0 if after_version is None else after_version + 1
+    current_id = str(table.metadata().id)
+    recreated = after_version is not None and (
+        (table_id is not None and table_id != current_id) or after_version > latest
+    )
+    first = 0 if after_version is None or recreated else after_version + 1
     new_versions = list(range(first, latest + 1))
     skipped = new_versions[: max(0, len(new_versions) - max_commits)]
     records = []
@@ -119,4 +133,6 @@ def observe_commits(
         latest_version=latest,
         commits=tuple(records),
         skipped_versions=tuple(skipped),
+        table_id=current_id,
+        recreated=recreated,
     )

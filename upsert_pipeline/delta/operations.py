@@ -141,8 +141,16 @@ def snapshot_tombstones(
             columns.append(pa.array([partition[field.name]] * count).cast(field.type))
         else:
             columns.append(pa.nulls(count, field.type))
-    tombstone_rows = pa.Table.from_arrays(columns, schema=batch.schema)
+    # A tombstone carries only its key: its other columns are null, so they are nullable in the
+    # merge's source even where the table declares them NOT NULL (a tombstone is never written).
+    schema = pa.schema(
+        [
+            field if field.name in keys or field.name in partition else field.with_nullable(True)
+            for field in batch.schema
+        ]
+    )
+    tombstone_rows = pa.Table.from_arrays(columns, schema=schema)
     op = pa.field(OP_COLUMN, pa.string())
-    merged = pa.concat_tables([batch, tombstone_rows])
+    merged = pa.concat_tables([batch.cast(schema), tombstone_rows])
     ops = pa.array([None] * batch.num_rows + [DELETE_OP] * count, pa.string())
     return merged.append_column(op, ops), count

@@ -79,19 +79,12 @@ def partition_row_counts(
 ) -> dict[str, int | None]:
     """Each partition's live rows, by label; ``None`` where the log cannot tell.
 
-    A partition with a null value is ``None``: the count path selects partitions by equality.
-    An unpartitioned table has no partitions (``{}``).
+    A partition with a null value (rows written without a partition value) is counted like any
+    other. An unpartitioned table has no partitions (``{}``).
     """
     if not table.metadata().partition_columns:
         return {}
     every = partitions if partitions is not None else snapshot_partitions(table)
-    known = [p for p in every if all(value is not None for value in p.values.values())]
-    counts: dict[str, int | None] = dict.fromkeys((p.label for p in every), None)
     # One read of the add actions and deletion vectors for all of them.
-    known_counts = snapshot_partition_counts(
-        table,
-        [{column: v for column, v in p.values.items() if v is not None} for p in known],
-    )
-    for partition, partition_counts in zip(known, known_counts, strict=True):
-        counts[partition.label] = partition_counts.partition_rows
-    return counts
+    counted = snapshot_partition_counts(table, [dict(p.values) for p in every])
+    return {p.label: c.partition_rows for p, c in zip(every, counted, strict=True)}

@@ -21,16 +21,22 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 # delta-rs (python/src/error.rs) raises every ``TransactionError`` of a commit as one Python type,
 # ``CommitFailedError``, with the Rust variant's text as its message; the type alone cannot tell
 # a lost race from a table that forbids the commit. So the type is checked first and then the
-# variant, by the fixed text each variant's message starts with:
-_CONFLICTS = (
-    # TransactionError::CommitConflict (ConcurrentAppend, ConcurrentDeleteRead,
-    # ConcurrentTransaction, ...) and ::MaxCommitAttempts: another writer committed first.
-    "Failed to commit transaction:",
-    # CommitConflictError::ProtocolChanged / MetadataChanged, raised bare when writers race to
-    # create a table.
-    "Protocol changed since last commit",
+# variant, by the fixed text each variant's message starts with. TransactionError::CommitConflict
+# and ::MaxCommitAttempts both read "Failed to commit transaction: <inner>", and so do the
+# CommitConflictError variants that are no race at all (an unsupported reader or writer version,
+# a corrupted snapshot, a predicate that cannot be evaluated, no metadata): the inner text decides.
+_TRANSACTION_FAILED = "Failed to commit transaction: "
+_CONFLICT_VARIANTS = (
+    # ConcurrentAppend, ConcurrentDeleteRead, ConcurrentDeleteDelete.
+    "Commit failed: a concurrent transaction",
+    # ConcurrentTransaction: another commit wrote the same application transaction.
+    "Concurrent transaction failed",
     "Metadata changed since last commit",
+    "Protocol changed since last commit",
 )
+# CommitConflictError::ProtocolChanged / MetadataChanged, also raised bare when writers race to
+# create a table.
+_BARE_CONFLICTS = ("Protocol changed since last commit", "Metadata changed since last commit")
 # TransactionError::UnsupportedTableFeatures / UnsupportedReaderFeatures /
 # UnsupportedWriterFeatures: the table's protocol requires a feature this delta-rs cannot write.
 _UNSUPPORTED_FEATURES = (
@@ -51,11 +57,20 @@ def is_commit_conflict(error: BaseException) -> bool:
     it is retried.
 
     Example:
-        >>> is_commit_conflict(CommitFailedError("Failed to commit transaction: ..."))
+        >>> is_commit_conflict(CommitFailedError(
+        ...     "Failed to commit transaction: Commit failed: a concurrent transaction ..."))
         True
+        >>> is_commit_conflict(CommitFailedError(
+        ...     "Failed to commit transaction: Delta-rs does not support writer version 8"))
+        False
     """
     if isinstance(error, CommitFailedError):
-        return str(error).startswith(_CONFLICTS)
+        message = str(error)
+        if message.startswith(_TRANSACTION_FAILED):
+            inner = message.removeprefix(_TRANSACTION_FAILED)
+            # MaxCommitAttempts: delta-rs's own retries all lost the race (its text is a number).
+            return inner.startswith(_CONFLICT_VARIANTS) or inner.strip().isdigit()
+        return message.startswith(_BARE_CONFLICTS)
     return isinstance(error, DeltaError) and str(error).startswith(_VERSION_TAKEN)
 
 

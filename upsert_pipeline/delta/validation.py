@@ -15,6 +15,7 @@ from deltalake import Schema as DeltaSchema
 
 from upsert_pipeline.delta.errors import (
     ColumnTypeError,
+    DuplicateColumnError,
     DuplicateKeyError,
     InvalidPartitionValueError,
     MissingColumnError,
@@ -234,6 +235,30 @@ def check_storable(batch: pa.Table, *, ignore: Sequence[str] = ()) -> None:
     _check_not_null(batch, fields)
 
 
+def check_distinct_names(names: Sequence[str], *, existing: Sequence[str] = ()) -> None:
+    """Refuses column names that differ only in case, among ``names`` or from ``existing`` (the
+    table's columns, which a new name would be added beside): Delta Lake column names are
+    case-insensitive.
+
+    Raises:
+        DuplicateColumnError: Names the colliding columns.
+
+    Example:
+        >>> check_distinct_names(["status", "Status"])
+        Traceback (most recent call last):
+        DuplicateColumnError: columns ['Status', 'status'] differ only in case; ...
+    """
+    by_folded: dict[str, set[str]] = {}
+    for name in [*existing, *names]:
+        by_folded.setdefault(name.casefold(), set()).add(name)
+    clashes = sorted(name for group in by_folded.values() if len(group) > 1 for name in group)
+    if clashes:
+        raise DuplicateColumnError(
+            f"columns {clashes} differ only in case; Delta Lake column names are "
+            "case-insensitive, so they would be one column: rename one"
+        )
+
+
 def conform_evolving(
     batch: pa.Table,
     schema: pa.Schema,
@@ -264,6 +289,8 @@ def conform_evolving(
         check_identifier(name)
     data_names = [name for name in batch.column_names if name not in control]
     added = tuple(name for name in data_names if name not in schema.names)
+    if added:
+        check_distinct_names(added, existing=schema.names)
     if added and not evolve:
         raise UnexpectedColumnError(f"batch has column(s) {list(added)} that the table lacks")
     filled = tuple(

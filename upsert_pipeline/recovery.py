@@ -1,0 +1,291 @@
+"""Crash recovery: recording the commits whose run died before recording them.
+
+A run can die between its merge's commit and Dagster's record of it (an OOM kill, a node taken
+away, a deploy that restarts the code location). The commit is in the table, and its
+``commitInfo`` names the asset, the partition and the run (``delta/recovery.py`` reads them back).
+Every run of an upsert asset starts by comparing the log's pipeline commits of its asset with the
+commit versions the instance's materializations recorded; each commit recorded nowhere whose run
+is over gets its materialization now, before the run's own merge, labelled recovered (the dead
+run's id, the version), with the counts of the commit's own metrics and the log's row counts
+around it. It is an ordinary materialization of its partition: the volume history and the checks
+judge it like any other, and recovering again records nothing twice.
+
+A run counts as over when the instance says it finished (failed, canceled, succeeded), when the
+instance does not know it, or when its commit is older than ``grace_s`` (a run killed by SIGKILL
+stays "started" in the instance until run monitoring notices). A younger commit of a run still
+marked started may belong to a live run about to record it: it is left to that run, and the
+watermark ``recovery/log_checked_through`` stays below it so that a later run looks again.
+
+The ``recover_lake`` job does the same for every feed without merging anything.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+import dagster as dg
+from pydantic import Field
+
+from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts, recorded_ints
+from upsert_pipeline.delta.history import Commit
+from upsert_pipeline.delta.recovery import committed_result, pipeline_commits
+from upsert_pipeline.feeds import Feed
+from upsert_pipeline.metadata import upsert_metadata
+from upsert_pipeline.partitions import partition_scope
+from upsert_pipeline.recording import Recorder, RecordEvent
+from upsert_pipeline.resources import DeltaMergeResource
+
+RECOVER_JOB = "recover_lake"
+DEFAULT_GRACE_S = 120.0
+"""How old a commit of a run the instance still calls started must be to count as dead."""
+_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a run found in the log before its merge.
+
+    Attributes:
+        commits: The pipeline commits of the asset recorded nowhere whose run is over.
+        waiting: Unrecorded commits of runs that may still be alive (left to them).
+        checked_through: Every pipeline commit up to this version is recorded, or in
+            ``commits``: the next look at the log starts after it.
+    """
+
+    commits: list[Commit]
+    waiting: list[Commit]
+    checked_through: int
+
+
+def recorded_commits(
+    instance: dg.DagsterInstance,
+    asset_key: dg.AssetKey,
+    partitions: Sequence[str] | None = None,
+) -> set[tuple[str, int, str]]:
+    """``(partition, version, run)`` of every commit a materialization of the asset (of
+    ``partitions``, when given) recorded, ``run`` being the run that wrote the commit (the dead
+    run, for a recovered one): a table dropped and written again reuses versions, never a run's
+    id.
+
+    A materialization of a merge that committed nothing (``delta/version`` equal to
+    ``delta/read_version``) records no commit.
+    """
+    recorded: set[tuple[str, int, str]] = set()
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=asset_key,
+                asset_partitions=None if partitions is None else list(partitions),
+            ),
+            limit=_PAGE,
+            cursor=cursor,
+        )
+        for record in page.records:
+            materialization = record.asset_materialization
+            counts = recorded_ints(materialization)
+            version = counts.get(keys.VERSION)
+            partition = record.partition_key
+            if version is None or version == counts.get(keys.READ_VERSION) or not partition:
+                continue
+            dead_run = (
+                materialization.metadata.get(keys.RECOVERED_RUN_ID) if materialization else None
+            )
+            writer = str(dead_run.value) if dead_run is not None else record.run_id
+            recorded.add((partition, version, writer))
+        if not page.has_more:
+            return recorded
+        cursor = page.cursor
+
+
+def _checked_through(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> int:
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key), limit=1
+    ).records
+    if not records:
+        return -1
+    return recorded_ints(records[0].asset_materialization).get(keys.LOG_CHECKED_THROUGH, -1)
+
+
+def _run_is_over(
+    instance: dg.DagsterInstance, commit: Commit, *, current_run_id: str | None, grace_s: float
+) -> bool:
+    if commit.run_id == current_run_id:
+        return False
+    run = instance.get_run_by_id(commit.run_id) if commit.run_id else None
+    if run is None or run.is_finished:
+        return True
+    committed_s = (commit.timestamp_ms or 0) / 1000
+    return time.time() - committed_s >= grace_s
+
+
+def find_unrecorded(
+    instance: dg.DagsterInstance,
+    feed: Feed,
+    lake: DeltaMergeResource,
+    *,
+    current_run_id: str | None,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> Recovery:
+    """The pipeline commits of ``feed``'s asset that no materialization records.
+
+    Reads the log after the watermark the asset's latest materialization carries (the whole log
+    the first time), and the instance's recorded versions only when the log holds any commit
+    of the asset past it.
+    """
+    asset_key = dg.AssetKey(feed.name)
+    after = _checked_through(instance, asset_key)
+    table_uri, options = lake.table_uri(feed.name), lake.delta_storage_options()
+    commits, latest = pipeline_commits(
+        table_uri, feed.name, after_version=after, storage_options=options
+    )
+    if latest is not None and latest < after:
+        # Fewer versions than already checked: the table was written again from scratch.
+        after = -1
+        commits, latest = pipeline_commits(
+            table_uri, feed.name, after_version=after, storage_options=options
+        )
+    if latest is None:
+        return Recovery([], [], after)
+    # Only the partitions those commits are of: a run reads the records of a few days.
+    partitions = sorted({str(c.pipeline_partition) for c in commits})
+    recorded = recorded_commits(instance, asset_key, partitions) if commits else set()
+    unrecorded = [
+        c for c in commits if (str(c.pipeline_partition), c.version, c.run_id) not in recorded
+    ]
+    over = [
+        c
+        for c in unrecorded
+        if _run_is_over(instance, c, current_run_id=current_run_id, grace_s=grace_s)
+    ]
+    waiting = [c for c in unrecorded if c not in over]
+    checked_through = min((c.version for c in waiting), default=latest + 1) - 1
+    return Recovery(over, waiting, max(checked_through, after))
+
+
+def recover_events(
+    instance: dg.DagsterInstance,
+    feed: Feed,
+    lake: DeltaMergeResource,
+    recovery: Recovery,
+    recorder: Recorder,
+    *,
+    partitions_def: dg.PartitionsDefinition | None,
+    log: dg.DagsterLogManager,
+) -> Iterator[RecordEvent]:
+    """Each commit of ``recovery`` as its partition's materialization, labelled recovered, and
+    the selected checks' verdicts on it, oldest commit first."""
+    table_uri = lake.table_uri(feed.name)
+    for index, commit in enumerate(recovery.commits):
+        # Should this run die part-way, the watermark stays below the commits not recorded yet.
+        following = recovery.commits[index + 1 : index + 2]
+        watermark = min([recovery.checked_through, *(c.version - 1 for c in following)])
+        partition_key = str(commit.pipeline_partition)
+        if partitions_def is not None and not partitions_def.has_partition_key(partition_key):
+            log.warning(
+                f"{feed.name}: v{commit.version} of run {commit.run_id} names partition "
+                f"{partition_key!r}, which the asset does not have: not recorded"
+            )
+            continue
+        result = committed_result(
+            table_uri,
+            commit,
+            partition=partition_scope(feed, partition_key),
+            storage_options=lake.delta_storage_options(),
+        )
+        # The landing batch is not read again: the merge's source rows stand in for it.
+        verdicts = inline_verdicts(
+            instance,
+            feed,
+            lake,
+            result,
+            partition_key=partition_key,
+            landing_rows=result.source_rows,
+        )
+        metadata = upsert_metadata(result, table_name=feed.name, schema=feed.schema)
+        # How many of the batch's rows were tombstones is not in the log.
+        del metadata[keys.TOMBSTONES]
+        metadata[keys.RECOVERED] = dg.MetadataValue.bool(True)
+        metadata[keys.RECOVERED_RUN_ID] = dg.MetadataValue.dagster_run(str(commit.run_id))
+        log.warning(
+            f"{feed.name} {partition_key}: recovering v{commit.version}, committed by run "
+            f"{commit.run_id}, which died before recording it: {result.inserted} inserted, "
+            f"{result.updated} updated, {result.deleted} deleted"
+        )
+        yield from replace(recorder, checked_through=watermark).record(
+            result,
+            partition_key,
+            metadata,
+            verdicts,
+            description=(
+                f"Recovered: version {commit.version}, committed by run {commit.run_id}, "
+                "which died before recording it."
+            ),
+        )
+
+
+class RecoverConfig(dg.Config):
+    """Run config of ``recover_lake``."""
+
+    feeds: list[str] = Field(
+        default_factory=list, description="The feeds to recover; every feed when empty."
+    )
+    grace_s: float = Field(
+        default=DEFAULT_GRACE_S,
+        description=(
+            "A commit of a run the instance still calls started counts as dead once it is this "
+            "old (seconds). Finished runs' commits are recovered at once."
+        ),
+    )
+
+
+def build_recover_job(feeds: Sequence[Feed]) -> dg.JobDefinition:
+    """``recover_lake``: records every feed's unrecorded pipeline commits, merging nothing."""
+    by_name = {feed.name: feed for feed in feeds}
+
+    @dg.op(name="recover_commits", out={}, description="Records commits whose run died first.")
+    def _recover(
+        context: dg.OpExecutionContext, config: RecoverConfig, lake: DeltaMergeResource
+    ) -> Iterator[RecordEvent]:
+        unknown = sorted(set(config.feeds) - set(by_name))
+        if unknown:
+            raise dg.Failure(f"no such feed(s): {unknown}; feeds are {sorted(by_name)}")
+        for name in config.feeds or sorted(by_name):
+            feed = by_name[name]
+            recovery = find_unrecorded(
+                context.instance, feed, lake, current_run_id=context.run_id, grace_s=config.grace_s
+            )
+            context.log.info(
+                f"{name}: {len(recovery.commits)} commit(s) to recover, "
+                f"{len(recovery.waiting)} left to runs that may be alive"
+            )
+            recorder = Recorder(
+                context.instance,
+                feed,
+                inline_check_specs(feed),
+                [],
+                recovery.checked_through,
+                context.run_id,
+            )
+            yield from recover_events(
+                context.instance,
+                feed,
+                lake,
+                recovery,
+                recorder,
+                partitions_def=None,
+                log=context.log,
+            )
+
+    @dg.job(
+        name=RECOVER_JOB,
+        description=(
+            "Records the commits whose run died before recording them, for every feed (or the "
+            "feeds in its config), without merging anything. Runs without a partition."
+        ),
+    )
+    def _job() -> None:
+        _recover()
+
+    return _job
