@@ -11,6 +11,7 @@ must equal the rows in the Delta table on the object store, and no service may l
 lake, and every one-shot service must exit 0 each time.
 """
 
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -48,6 +49,7 @@ PARTITION = "2026-11-02"
 BACKFILL_DAYS = ("2026-11-03", "2026-11-04", "2026-11-05")
 IN_FLIGHT_PARTITION = "2026-11-06"
 READY_TIMEOUT_S = 180.0
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 WARNING_MARKERS = (" - WARNING - ", "Warning:", "WARNING:", "[WARN", "level=warning")
 
 MATERIALIZATIONS = """
@@ -137,7 +139,18 @@ def one_shot_exit_codes(stack: ComposeStack) -> dict[str, int]:
 
 
 def warnings_in(logs: str) -> list[str]:
-    return [line for line in logs.splitlines() if any(m in line for m in WARNING_MARKERS)]
+    """The lines of ``logs`` that warn; Dagster colours its levels, so colours are dropped first."""
+    plain = ANSI_ESCAPE.sub("", logs)
+    return [line for line in plain.splitlines() if any(m in line for m in WARNING_MARKERS)]
+
+
+def test_the_warning_check_sees_dagsters_coloured_warnings():
+    # The line a code location under another name than [tool.dg.project]'s logs on load.
+    line = (
+        "code-location_1 | \x1b[32m2026-12-05 17:27:38 +0000\x1b[0m - dagster.components.core."
+        "component_tree - \x1b[34mWARNING\x1b[0m - The code location name 'a' configured on this"
+    )
+    assert len(warnings_in(f"{line}\nother line\n")) == 1
 
 
 def materializations(stack: ComposeStack) -> list[dict[str, Any]]:
