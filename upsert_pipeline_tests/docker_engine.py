@@ -95,6 +95,7 @@ class ComposeStack:
     project: str
     env_file: Path
     settings: dict[str, str]
+    up_seconds: float = 0.0  # how long the first `up` took to a ready stack
 
     @property
     def webserver_url(self) -> str:
