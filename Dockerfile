@@ -1,9 +1,12 @@
-# syntax=docker/dockerfile:1
-# One image for the three Dagster services of docker-compose.yml: the code location's gRPC server
-# (which also executes the runs), dagster-webserver and dagster-daemon.
+# One image for the Dagster services of docker-compose.yml (the code location's gRPC server,
+# dagster-webserver, dagster-daemon) and for the container each run is launched in.
+# No `# syntax=` line: Debian's and Docker's BuildKit build RUN --mount without fetching a
+# frontend image, so the build needs no registry beyond the two images named below.
 
 # The same slim image in both stages: the virtualenv built in the first links to its interpreter.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Pinned to a release (3.11.14) and Debian release (bookworm), like every image this deployment
+# names: a rebuild months later gets the same interpreter.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # --- build: the locked dependencies, then the project, into /opt/dagster/venv ---------------------
 FROM ${PYTHON_IMAGE} AS build
@@ -38,9 +41,10 @@ COPY --from=build /opt/dagster/venv /opt/dagster/venv
 # parent folders: /opt/dagster is one of them.
 COPY pyproject.toml /opt/dagster/pyproject.toml
 COPY dagster.yaml workspace.yaml /opt/dagster/dagster_home/
-# Mount points of the named volumes, owned by the service user so a fresh volume inherits that.
-RUN mkdir -p /opt/dagster/dagster_home/storage /opt/dagster/lake /opt/dagster/landing \
-    && chown -R dagster:dagster /opt/dagster/dagster_home /opt/dagster/lake /opt/dagster/landing
+# The mount point of the one named volume (the runs' captured logs), owned by the service user
+# so a fresh volume inherits that. The lake and the landing zone are on the object store.
+RUN mkdir -p /opt/dagster/dagster_home/storage \
+    && chown -R dagster:dagster /opt/dagster/dagster_home
 USER dagster
 WORKDIR /opt/dagster
 EXPOSE 3000 4000

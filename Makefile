@@ -75,8 +75,9 @@ defs: install $(DAGSTER_DEV_HOME)/dagster.yaml ## List what the defs folder decl
 check-defs: install ## Validate every feed's defs.yaml: each mistake with file, line and fix (no Dagster load)
 	$(RUN) python -m upsert_pipeline.check_defs
 
-# `make dev-postgres`: the deployment's instance (dagster.yaml: PostgreSQL, run queue) on a local
-# server; override any of these from the environment or the command line.
+# `make dev-postgres`: the deployment's instance (dagster.yaml: PostgreSQL, run queue; runs as
+# children of `dagster dev`, not in containers) on a local server; override any of these from the
+# environment or the command line.
 DAGSTER_POSTGRES_HOME := $(CURDIR)/.dagster_postgres_home
 DAGSTER_POSTGRES_HOST ?= 127.0.0.1
 DAGSTER_POSTGRES_PORT ?= 5432
@@ -91,13 +92,16 @@ DEV_POSTGRES_ENV = DAGSTER_HOME='$(DAGSTER_POSTGRES_HOME)' \
 .PHONY: dev-postgres
 dev-postgres: install sample-data-through-yesterday ## Run `dagster dev` with dagster.yaml on the PostgreSQL at 127.0.0.1:5432
 	mkdir -p $(DAGSTER_POSTGRES_HOME)
-	cp dagster.yaml $(DAGSTER_POSTGRES_HOME)/dagster.yaml
+	$(RUN) python -m deploy.instance in-process dagster.yaml $(DAGSTER_POSTGRES_HOME)/dagster.yaml
 	$(DEV_POSTGRES_ENV) $(RUN) python -m deploy.instance check --create-database
 	$(DEV_POSTGRES_ENV) $(RUN) dagster dev -m upsert_pipeline.definitions
 
 # What the test suite uses beyond the virtualenv: Chromium and its driver (the browser tests),
-# docker-compose (validates docker-compose.yml), and a PostgreSQL server at 127.0.0.1:5432.
-SYSTEM_PACKAGES := chromium chromium-driver docker-compose postgresql-client
+# a PostgreSQL server at 127.0.0.1:5432, and for test_compose_engine.py a real Docker engine
+# (docker.io: dockerd, started by the test when none runs, and its BuildKit client),
+# docker-compose (Debian's 1.29: validates and runs docker-compose.yml) and mmdebstrap (builds
+# stand-ins of the images no registry can be reached for; see upsert_pipeline_tests/docker_standins).
+SYSTEM_PACKAGES := chromium chromium-driver docker-compose docker.io mmdebstrap postgresql-client
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 
 .PHONY: system-deps

@@ -7,6 +7,9 @@ values the instance's own ``dagster.yaml`` resolves to, and says where it could 
 
 ``python -m deploy.instance check [--create-database]`` runs the same check from the
 command line (``make dev-postgres`` calls it before ``dagster dev``).
+``python -m deploy.instance in-process SOURCE TARGET`` writes the deployment's ``dagster.yaml``
+with the DefaultRunLauncher instead of the DockerRunLauncher, for an instance whose runs are
+children of a local code server (``make dev-postgres``, the local-process topology tests).
 """
 
 from __future__ import annotations
@@ -199,15 +202,39 @@ def open_instance(home: Path | None = None) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
+IN_PROCESS_RUN_LAUNCHER = {"module": "dagster", "class": "DefaultRunLauncher"}
+"""Runs as children of the code server: Dagster's default, no Docker engine needed."""
+
+
+def write_in_process_instance(source: Path, target: Path) -> None:
+    """``source`` (an instance's ``dagster.yaml``) written to ``target`` with every run launched
+    in the code server's process tree; all other settings kept."""
+    config = yaml.safe_load(source.read_text())
+    config["run_launcher"] = IN_PROCESS_RUN_LAUNCHER
+    target.write_text(
+        f"# {source.name} with the in-process run launcher (python -m deploy.instance in-process)\n"
+        + yaml.safe_dump(config, sort_keys=False)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m deploy.instance check [--create-database]``; exit status 1 and one
-    line on stderr when the instance's PostgreSQL cannot be used."""
+    line on stderr when the instance's PostgreSQL cannot be used. ``in-process SOURCE TARGET``:
+    see :func:`write_in_process_instance`."""
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["in-process"]:
+        copy = argparse.ArgumentParser(prog="python -m deploy.instance in-process")
+        copy.add_argument("source", type=Path)
+        copy.add_argument("target", type=Path)
+        paths = copy.parse_args(arguments[1:])
+        write_in_process_instance(paths.source, paths.target)
+        return 0
     parser = argparse.ArgumentParser(description="Check the Dagster instance's PostgreSQL.")
     parser.add_argument("command", choices=["check"])
     parser.add_argument(
         "--create-database", action="store_true", help="create the database when it is missing"
     )
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         settings = postgres_settings(dagster_home())
         if args.create_database and create_database(settings):

@@ -49,6 +49,14 @@ def with_option(command: Sequence[str], option: str, value: str) -> list[str]:
     return [*command[:index], value, *command[index + 1 :]]
 
 
+def without_option(command: Sequence[str], option: str) -> list[str]:
+    """``command`` without ``option`` and the value that follows it; the option must be there."""
+    if option not in command:
+        raise ValueError(f"{option} not in {list(command)}")
+    index = list(command).index(option)
+    return [*command[:index], *command[index + 2 :]]
+
+
 def _local(command: Sequence[str]) -> list[str]:
     """The command with its executable taken from this virtualenv (what the image's PATH does)."""
     executable = Path(sys.executable).with_name(command[0])
@@ -140,6 +148,10 @@ def running_topology(
     workspace = str(dagster_home / "workspace.yaml")
     code_server = with_option(services[CODE_LOCATION]["command"], "--host", "127.0.0.1")
     code_server = with_option(code_server, "--port", str(code_port))
+    # What the DockerRunLauncher makes of each run's container (its value holds compose's
+    # ${...} defaults); the runs here are children of the local code server instead.
+    for option in ("--container-image", "--container-context"):
+        code_server = without_option(code_server, option)
     # The compose health check ("CMD", ...) of the code location, against the local port.
     health_check = with_option(
         services[CODE_LOCATION]["healthcheck"]["test"][1:], "--port", str(code_port)

@@ -10,6 +10,8 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
+from deploy.instance import write_in_process_instance
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PORT = 5432
@@ -89,8 +91,10 @@ def postgres_env(database: str, *, port: int = PORT) -> dict[str, str]:
 
 
 def project_dagster_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding copies of the project's ``dagster.yaml`` and ``workspace.yaml``."""
+    """A DAGSTER_HOME holding the project's ``dagster.yaml`` (with the in-process run launcher
+    the README's "switch back" gives: these tests run the services as local processes) and a
+    copy of its ``workspace.yaml``."""
     path.mkdir(parents=True, exist_ok=True)
-    for name in ("dagster.yaml", "workspace.yaml"):
-        shutil.copy(PROJECT_DIR / name, path / name)
+    write_in_process_instance(PROJECT_DIR / "dagster.yaml", path / "dagster.yaml")
+    shutil.copy(PROJECT_DIR / "workspace.yaml", path / "workspace.yaml")
     return path

@@ -2,10 +2,13 @@
 its services, commands, health-check dependencies, the object store holding the lake and landing
 zone, volumes and loopback-only ports."""
 
+import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from urllib.parse import urlsplit
 
 import pytest
@@ -77,10 +80,12 @@ def test_the_services_of_the_reference_deployment(config):
     services = config["services"]
     infrastructure = {"postgres", OBJECT_STORE, CREATE_BUCKETS}
     assert set(services) == {*infrastructure, SAMPLE_DATA, MIGRATE_INSTANCE, *DAGSTER_SERVICES}
-    assert services["postgres"]["image"].split(":")[0] == "postgres"
-    # The official MinIO images, pinned to a release.
-    assert services[OBJECT_STORE]["image"].startswith("minio/minio:RELEASE.")
-    assert services[CREATE_BUCKETS]["image"].startswith("minio/mc:RELEASE.")
+    # Every image pinned to an exact release: PostgreSQL to a minor release and Debian release,
+    # MinIO's from quay.io (its Docker Hub repositories are gone) to a RELEASE tag.
+    assert re.fullmatch(r"postgres:\d+\.\d+-\w+", services["postgres"]["image"])
+    assert services[OBJECT_STORE]["image"].startswith("quay.io/minio/minio:RELEASE.")
+    assert services[CREATE_BUCKETS]["image"].startswith("quay.io/minio/mc:RELEASE.")
+    assert not [s["image"] for s in services.values() if s["image"].startswith("minio/")]
     # One image, built from the project's Dockerfile, for every Dagster service.
     for name in (SAMPLE_DATA, MIGRATE_INSTANCE, *DAGSTER_SERVICES):
         assert services[name]["image"] == "upsert-pipeline:latest", name
@@ -147,8 +152,9 @@ def test_the_lake_and_the_landing_live_on_the_object_store_and_no_dagster_volume
     assert mounts("postgres")["/var/lib/postgresql/data"] == "postgres-data"
     assert mounts(OBJECT_STORE) == {"/data": "minio-data"}
     for name in S3_CLIENTS:
-        # Only the runs' captured logs; nothing of the lake or the landing zone.
-        assert set(mounts(name).values()) <= {"dagster-storage"}, name
+        # Only the runs' captured logs (and, to launch and stop run containers, the Docker
+        # socket); nothing of the lake or the landing zone.
+        assert set(mounts(name).values()) <= {"dagster-storage", "/var/run/docker.sock"}, name
         environment = services[name]["environment"]
         assert urlsplit(environment[LAKE_URI_ENV]).scheme == "s3", name
         assert urlsplit(environment[LANDING_URI_ENV]).scheme == "s3", name
@@ -266,3 +272,51 @@ def test_secrets_come_from_the_env_file_and_none_is_committed(tmp_path):
                 assert str(value).startswith(SECRET_REFERENCES), key
     ignored = (PROJECT_DIR / ".gitignore").read_text().splitlines()
     assert ".env" in ignored, ".env must be git-ignored"
+
+
+def test_runs_get_containers_of_their_own_on_the_stack_network_with_limits_from_env(tmp_path):
+    env_file = tmp_path / "env"
+    env_file.write_text(
+        (PROJECT_DIR / ".env.example").read_text()
+        + "RUN_MEMORY_LIMIT=3g\nRUN_NANO_CPUS=1500000000\nUPSERT_PIPELINE_STACK=stack-a\n"
+    )
+    result = _compose_config(env_file)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    services = config["services"]
+    command = services[CODE_LOCATION]["command"]
+    # The name the dg project gives the location: no name-mismatch warning on load.
+    with (PROJECT_DIR / "pyproject.toml").open("rb") as pyproject:
+        dg_name = tomllib.load(pyproject)["tool"]["dg"]["project"]["code_location_name"]
+    assert command[command.index("--location-name") + 1] == dg_name
+    workspace = yaml.safe_load((PROJECT_DIR / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["grpc_server"]["location_name"] == dg_name
+    # The runs' image is the services' image; their container settings come from .env.
+    assert command[command.index("--container-image") + 1] == services[CODE_LOCATION]["image"]
+    context = json.loads(command[command.index("--container-context") + 1])["docker"]
+    assert context["networks"] == [config["networks"]["default"]["name"]] == ["stack-a"]
+    kwargs = context["container_kwargs"]
+    assert (kwargs["mem_limit"], kwargs["nano_cpus"]) == ("3g", 1500000000)
+    logs_volume = config["volumes"]["dagster-storage"]["name"]
+    assert kwargs["volumes"] == [f"{logs_volume}:/opt/dagster/dagster_home/storage"]
+    # The daemon (which launches) and the webserver (which terminates) reach the engine.
+    instance = yaml.safe_load((PROJECT_DIR / "dagster.yaml").read_text())
+    assert instance["run_launcher"]["class"] == "DockerRunLauncher"
+    for name in (DAEMON, WEBSERVER):
+        assert any(":/var/run/docker.sock" in v for v in services[name]["volumes"]), name
+    # Every variable a run needs is passed on to its container.
+    passed = set(instance["run_launcher"]["config"]["env_vars"])
+    dagster_yaml_vars = set(_env_references(PROJECT_DIR / "dagster.yaml"))
+    assert dagster_yaml_vars | set(S3_VARIABLES) - {"AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"} <= (
+        passed | {"AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"}
+    )
+    assert {LAKE_URI_ENV, LANDING_URI_ENV} <= passed
+    assert passed <= set(services[DAEMON]["environment"])
+
+
+def test_every_one_shot_retries_what_it_waits_for_so_a_restart_exits_0(config):
+    services = config["services"]
+    for name in (CREATE_BUCKETS, MIGRATE_INSTANCE, SAMPLE_DATA):
+        entrypoint = services[name]["entrypoint"]
+        assert entrypoint[:2] == ["/bin/sh", "-c"] and '"$$@"' in entrypoint[2], name
+        assert services[name]["restart"] == "no"

@@ -17,7 +17,7 @@ from upsert_pipeline_tests.processes import free_port, stop_group
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFINITIONS_MODULE = "upsert_pipeline.definitions"
-LOCATION_NAME = "upsert_pipeline"
+LOCATION_NAME = "upsert_pipeline.definitions"
 READY_TIMEOUT_S = 60.0
 
 
