@@ -16,6 +16,8 @@ from pathlib import Path
 import pyarrow as pa
 import yaml  # type: ignore[import-untyped]
 
+from upsert_pipeline.quality import Expectation
+
 DEFS_DIR = Path(__file__).resolve().parent / "defs"
 """The defs folder: one sub-folder per feed, each with its ``defs.yaml``."""
 
@@ -86,6 +88,8 @@ class Feed:
         description: Shown in the Dagster UI.
         evolve_schema: Whether a batch may bring new (nullable) columns, which the merge then
             adds to the table; otherwise such a batch is refused.
+        expectations: Quality rules evaluated on each batch before the merge
+            (``upsert_pipeline.quality``).
     """
 
     name: str
@@ -94,6 +98,7 @@ class Feed:
     partition_column: str | None
     description: str
     evolve_schema: bool = True
+    expectations: tuple[Expectation, ...] = ()
 
 
 def feed_yaml(name: str, *, defs_dir: Path = DEFS_DIR) -> Path:

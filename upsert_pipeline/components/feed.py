@@ -27,6 +27,7 @@ from upsert_pipeline.assets import build_upsert_asset
 from upsert_pipeline.checks.judges import VolumeBand
 from upsert_pipeline.checks.wiring import build_standalone_checks
 from upsert_pipeline.feeds import Feed, arrow_type
+from upsert_pipeline.quality import Expectation, InvalidRuleError, OnFail, parse_rule
 
 COMPONENT_TYPE = "upsert_pipeline.components.FeedComponent"
 """The ``type:`` of a feed's ``defs.yaml``."""
@@ -49,6 +50,30 @@ class ColumnModel(dg.Model, dg.Resolvable):
     def _known_type(cls, value: str) -> str:
         arrow_type(value)  # raises UnknownColumnTypeError (a ValueError) naming the choices
         return value
+
+
+class ExpectationModel(dg.Model, dg.Resolvable):
+    """A quality rule evaluated on each batch before the merge (see ``upsert_pipeline.quality``).
+
+    A rule that evaluates to NULL passes, as in a SQL ``CHECK`` constraint.
+    """
+
+    name: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The rule's name; its asset check is expect_<name>.",
+    )
+    rule: str = Field(description="A SQL boolean expression over the feed's columns.")
+    on_fail: Literal["warn", "drop", "quarantine", "fail"] = Field(
+        default="warn",
+        description="warn: merge and count; drop: leave the row out; quarantine: leave it out "
+        "and write it to <lake>/<feed>__quarantine; fail: refuse the batch.",
+    )
+    tolerance: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Failing fraction tolerated: above it the check fails (and fail refuses).",
+    )
 
 
 class VolumeBandModel(dg.Model, dg.Resolvable):
@@ -112,6 +137,9 @@ class FeedComponent(dg.Component, dg.Model, dg.Resolvable):
     checks: ChecksModel = Field(default_factory=ChecksModel)
     schedule: ScheduleModel | None = None
     freshness: FreshnessModel | None = None
+    expectations: list[ExpectationModel] = Field(
+        default_factory=list, description="Quality rules evaluated on each batch before the merge."
+    )
 
     @model_validator(mode="after")
     def _columns_cover_keys_and_partition(self) -> "FeedComponent":
@@ -125,6 +153,27 @@ class FeedComponent(dg.Component, dg.Model, dg.Resolvable):
             raise ValueError(f"keys / partition_column {missing} are not among the columns")
         return self
 
+    @model_validator(mode="after")
+    def _expectations_parse(self) -> "FeedComponent":
+        names = [expectation.name for expectation in self.expectations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate expectation names in {names}")
+        schema = self._schema()
+        for expectation in self.expectations:
+            try:
+                parse_rule(expectation.rule, schema)
+            except InvalidRuleError as error:
+                raise ValueError(f"expectation {expectation.name!r}: {error}") from error
+        return self
+
+    def _schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                pa.field(column.name, arrow_type(column.type), nullable=column.nullable)
+                for column in self.columns
+            ]
+        )
+
     @classmethod
     def from_yaml_file(cls, path: Path) -> "FeedComponent":
         """The component a ``defs.yaml`` declares, validated as ``dg`` and the loader do."""
@@ -136,19 +185,22 @@ class FeedComponent(dg.Component, dg.Model, dg.Resolvable):
     @property
     def feed(self) -> Feed:
         """The typed spec the rest of the package works with."""
-        schema = pa.schema(
-            [
-                pa.field(column.name, arrow_type(column.type), nullable=column.nullable)
-                for column in self.columns
-            ]
-        )
         return Feed(
             name=self.name,
-            schema=schema,
+            schema=self._schema(),
             keys=tuple(self.keys),
             partition_column=self.partition_column,
             description=self.description,
             evolve_schema=self.evolve_schema,
+            expectations=tuple(
+                Expectation(
+                    name=expectation.name,
+                    rule=expectation.rule,
+                    on_fail=OnFail(expectation.on_fail),
+                    tolerance=expectation.tolerance,
+                )
+                for expectation in self.expectations
+            ),
         )
 
     @property
