@@ -19,7 +19,7 @@ from upsert_pipeline.checks import (
     Severity,
 )
 from upsert_pipeline.checks.judges import judge_reconcile
-from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED
+from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED, expectation_check
 from upsert_pipeline.definitions import CHECK_JOB, build_definitions, defs, feed_definitions
 from upsert_pipeline.delta import RowCounts, UpsertResult
 from upsert_pipeline.sample_data import generate
@@ -330,10 +330,13 @@ def test_freshness_is_a_policy_the_daemon_judges_never_a_check_in_a_run(resource
         VOLUME_WITHIN_HISTORY,
         NOT_EMPTY,
         ROW_COUNTS_UNCHANGED,  # the maintenance assets' (maintain_lake)
+        # one per expectation of the orders YAML
+        expectation_check("non_negative_amount"),
+        expectation_check("known_status"),
     }
     # What a UI materialization of the asset runs: the asset and every check of it.
     result = _materialize(
         resources, instance, "2026-11-02", assets=[orders, *feed_checks("orders")]
     )
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 6 and all(e.passed for e in evaluations)

@@ -10,7 +10,7 @@ partition of its run (one, or a backfill's range) and records a verdict per part
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 from deltalake.exceptions import TableNotFoundError
@@ -27,6 +27,7 @@ from upsert_pipeline.checks.judges import (
     Severity,
     Verdict,
     VolumeBand,
+    judge_expectation,
     judge_not_empty,
     judge_out_of_band,
     judge_reconcile,
@@ -37,11 +38,13 @@ from upsert_pipeline.checks.names import (
     NO_OUT_OF_BAND_WRITES,
     NOT_EMPTY,
     VOLUME_WITHIN_HISTORY,
+    expectation_check,
 )
 from upsert_pipeline.delta import UpsertResult, read_row_counts
 from upsert_pipeline.delta.history import HistoryUnavailableError, commits_between
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.partitions import daily_partitions, partition_scope
+from upsert_pipeline.quality import RuleOutcome
 from upsert_pipeline.resources import DeltaMergeResource
 
 # Every check here is partitioned like its asset, so the UI shows a verdict per partition. In
@@ -99,6 +102,19 @@ def inline_check_specs(feed: Feed) -> list[dg.AssetCheckSpec]:
                 "table, and the rows it held before this merge are what was recorded then."
             ),
         ),
+        *(
+            dg.AssetCheckSpec(
+                expectation_check(expectation.name),
+                asset=feed.name,
+                partitions_def=daily_partitions,
+                description=(
+                    f"Rows of the landed batch failing {expectation.rule!r} (a NULL passes) are "
+                    f"at most {expectation.tolerance:.2%}; failing rows: "
+                    f"{expectation.on_fail.value}."
+                ),
+            )
+            for expectation in feed.expectations
+        ),
     ]
 
 
@@ -121,6 +137,7 @@ def inline_verdicts(
     *,
     partition_key: str,
     landing_rows: int,
+    expectations: Sequence[RuleOutcome] = (),
 ) -> dict[str, Verdict]:
     """The inline checks' verdicts on one partition's merge, by check name; judged before the
     materialization is recorded (the previous one is what ``no_out_of_band_writes`` compares)."""
@@ -149,6 +166,10 @@ def inline_verdicts(
         NO_OUT_OF_BAND_WRITES: judge_out_of_band(
             feed, result, partition_key=partition_key, previous=previous, commits=commits
         ),
+        **{
+            expectation_check(outcome.expectation.name): judge_expectation(outcome)
+            for outcome in expectations
+        },
     }
 
 

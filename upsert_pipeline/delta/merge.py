@@ -152,7 +152,9 @@ class _Merge:
                 app_transactions=transactions,
             ),
         )
+        started = time.perf_counter()
         metrics = self._clauses(merger, source, added).execute()
+        execute_ms = round((time.perf_counter() - started) * 1000)
         after = snapshot_counts(table, self.partition)
 
         source_rows = int(metrics["num_source_rows"]) - absent
@@ -188,6 +190,8 @@ class _Merge:
             columns_added=added if committed else (),
             columns_filled=filled,
             schema=pa.schema(table.schema().to_arrow()) if committed else table_schema,
+            schema_before=table_schema,
+            execute_ms=execute_ms,
         )
 
     def _clauses(

@@ -77,6 +77,9 @@ class UpsertResult:
         columns_filled: Nullable table columns the batch lacked (gained by schema evolution
             after the batch's day), written as null in its rows.
         schema: The table's schema after the upsert, or ``None`` if not read.
+        schema_before: The table's schema in the snapshot the merge read, or ``None``.
+        execute_ms: Wall time of the merge's ``execute()``: delta-rs's ``execution_time_ms``
+            plus the commit (conflict check and log write).
     """
 
     table_uri: str
@@ -105,6 +108,8 @@ class UpsertResult:
     columns_added: tuple[str, ...] = ()
     columns_filled: tuple[str, ...] = ()
     schema: pa.Schema | None = None
+    schema_before: pa.Schema | None = None
+    execute_ms: int = 0
 
     @property
     def concurrent_commits(self) -> int:
