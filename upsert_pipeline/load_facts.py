@@ -34,7 +34,7 @@ def load_facts(
         storage_options=lake.delta_storage_options(),
     )
     return {
-        **profile_metadata(feed, profiles[0], profiles[1] if scope else None),
+        **profile_metadata(profiles[0], profiles[1] if scope else None, columns=feed.schema.names),
         **quality_metadata(quality, quarantined),
         **schema_metadata(result),
     }

@@ -3,13 +3,15 @@ change and the quarantine write, as values the Dagster UI shows (tables) and plo
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import dagster as dg
+import pyarrow as pa
 
 from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.delta import UpsertResult
 from upsert_pipeline.delta.profile import Exactness, Profile
-from upsert_pipeline.delta.schema_changes import schema_changes
-from upsert_pipeline.feeds import Feed
+from upsert_pipeline.delta.schema_changes import SchemaChanges, schema_changes
 from upsert_pipeline.metadata import column_schema
 from upsert_pipeline.quality import QualityOutcome
 
@@ -67,11 +69,12 @@ def profile_table(profile: Profile) -> dg.TableMetadataValue:
 
 
 def profile_metadata(
-    feed: Feed, scope: Profile, table: Profile | None = None
+    scope: Profile, table: Profile | None = None, *, columns: Collection[str] | None = None
 ) -> dict[str, dg.MetadataValue]:
     """The profile of the materialized scope (its partition, or the table) as a table, the
-    whole table's too when given, and each declared column's exact null count and fraction as
-    plottable numbers. A bound or unknown figure is left out of the numbers (the table says why).
+    whole table's too when given, and each of ``columns``' (every column's when ``None``) exact
+    null count and fraction as plottable numbers. A bound or unknown figure is left out of the
+    numbers (the table says why).
     """
     metadata: dict[str, dg.MetadataValue] = {
         keys.PROFILE: profile_table(scope),
@@ -82,9 +85,10 @@ def profile_metadata(
     }
     if table is not None:
         metadata[keys.TABLE_PROFILE] = profile_table(table)
-    declared = set(feed.schema.names)
     for column in scope.columns:
-        if column.column not in declared or column.nulls is not Exactness.EXACT:
+        if columns is not None and column.column not in columns:
+            continue
+        if column.nulls is not Exactness.EXACT:
             continue
         if column.null_count is not None:
             metadata[keys.PROFILE_NULL_COUNT.format(column=column.column)] = dg.MetadataValue.int(
@@ -150,13 +154,19 @@ def schema_metadata(result: UpsertResult) -> dict[str, dg.MetadataValue]:
     if result.schema is None:
         return {}
     changes = schema_changes(result.schema_before, result.schema, filled=result.columns_filled)
+    return schema_change_metadata(changes, result.schema_before if result.committed else None)
+
+
+def schema_change_metadata(
+    changes: SchemaChanges, before: pa.Schema | None
+) -> dict[str, dg.MetadataValue]:
+    """``schema/changed``, the readable ``schema/changes`` (when there are any) and, when the
+    schema changed and the one before is known, ``schema/before``."""
     metadata: dict[str, dg.MetadataValue] = {
-        keys.SCHEMA_CHANGED: dg.MetadataValue.bool(changes.schema_changed and result.committed),
+        keys.SCHEMA_CHANGED: dg.MetadataValue.bool(changes.schema_changed and before is not None),
     }
     if changes.describe():
         metadata[keys.SCHEMA_CHANGES] = dg.MetadataValue.json(changes.describe())
-    if changes.schema_changed and result.schema_before is not None:
-        metadata[keys.SCHEMA_BEFORE] = dg.MetadataValue.table_schema(
-            column_schema(result.schema_before)
-        )
+    if changes.schema_changed and before is not None:
+        metadata[keys.SCHEMA_BEFORE] = dg.MetadataValue.table_schema(column_schema(before))
     return metadata

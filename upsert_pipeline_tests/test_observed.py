@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
@@ -156,3 +157,42 @@ def test_the_code_location_observes_the_tables_its_defs_folder_declares():
     # an observed table is never part of the daily ingestion
     ingest = defs.resolve_job_def("ingest_daily")
     assert dg.AssetKey("partner_events") not in ingest.asset_layer.selected_asset_keys
+
+
+def test_a_foreign_commit_that_changes_the_schema_is_observed_with_before_and_after(
+    tmp_path, instance
+):
+    uri = str(tmp_path / "foreign")
+    write_deltalake(uri, pa.table({"id": pa.array([1, 2], pa.int32()), "v": ["a", None]}))
+    asset = build_observed_table("foreign", uri)
+    _observe(asset, instance)
+    # Another engine widens id and adds a column, overwriting the table.
+    wider = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "v": ["a", "b", "c"], "w": [1.0] * 3})
+    write_deltalake(uri, wider, mode="overwrite", schema_mode="overwrite")
+
+    _observe(asset, instance)
+
+    first, latest = _recorded(instance, "foreign")
+    assert first[keys.SCHEMA_CHANGED] is False and keys.SCHEMA_CHANGES not in first
+    assert latest[keys.SCHEMA_CHANGED] is True
+    assert latest[keys.SCHEMA_CHANGES] == ["added w: double", "type of id: int32 -> int64"]
+    assert [c.type for c in latest[keys.SCHEMA_BEFORE].columns] == ["int32", "string"]
+    assert [c.name for c in latest[keys.COLUMN_SCHEMA].columns] == ["id", "v", "w"]
+    # Its cost, from its own commit file: it wrote one file and removed the first commit's.
+    assert latest[keys.COST_BYTES_REMOVED] == first[keys.COST_BYTES_WRITTEN] > 0
+    assert latest[keys.COST_COMMIT_FILES_REMOVED] == 1
+    # The profile of the version it wrote: v has no nulls any more.
+    assert first["profile/v/null_fraction"] == 0.5
+    assert latest["profile/v/null_fraction"] == 0.0
+
+
+def test_observing_a_table_with_deletion_vectors_profiles_bounds_not_numbers(tmp_path, instance):
+    uri = copy_fixture("table-with-dv-small", tmp_path)
+
+    _observe(build_observed_table("dv", uri), instance)
+
+    latest = _recorded(instance, "dv")[-1]
+    [row] = latest["profile/columns"].records
+    assert (row.data["nulls"], row.data["min_max"]) == ("bound", "bound")
+    assert "profile/value/null_fraction" not in latest
+    assert latest["profile/files_with_deletion_vectors"] == 1
