@@ -395,3 +395,36 @@ def judge_expectation(outcome: RuleOutcome) -> Verdict:
         f"on_fail={expectation.on_fail.value}",
         metadata,
     )
+
+
+def one_per_partition(
+    history: Sequence[tuple[str | None, Mapping[str, int]]],
+    *,
+    judged: str | None,
+    limit: int,
+) -> list[Mapping[str, int]]:
+    """The volume history with each partition counted once: its newest materialization only,
+    and none of the judged partition's own (a re-run or recovery of a day is not a second day of
+    history). Up to ``limit``, newest first.
+
+    Args:
+        history: ``(partition, counts)`` of earlier materializations, newest first.
+        judged: The partition being judged.
+        limit: How many partitions' counts to keep.
+
+    Example:
+        >>> one_per_partition([("d2", {"n": 5}), ("d1", {"n": 4}), ("d2", {"n": 9})],
+        ...     judged="d3", limit=30)
+        [{'n': 5}, {'n': 4}]
+    """
+    seen: set[str] = set()
+    kept: list[Mapping[str, int]] = []
+    for partition, counts in history:
+        if partition is not None and (partition == judged or partition in seen):
+            continue
+        if partition is not None:
+            seen.add(partition)
+        kept.append(counts)
+        if len(kept) == limit:
+            break
+    return kept

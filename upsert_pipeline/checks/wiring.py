@@ -32,6 +32,7 @@ from upsert_pipeline.checks.judges import (
     judge_out_of_band,
     judge_reconcile,
     judge_volume,
+    one_per_partition,
 )
 from upsert_pipeline.checks.names import (
     COUNTS_RECONCILE,
@@ -57,6 +58,10 @@ warnings.filterwarnings(
     message=r"Specifying a partitions_def on an AssetCheckSpec",
     category=dg.PreviewWarning,
 )
+
+
+_RERUN_HEADROOM = 4
+"""Records read per partition of the volume band, to leave re-runs out and still fill it."""
 
 
 def check_result(verdict: Verdict, *, check_name: str | None = None) -> dg.AssetCheckResult:
@@ -200,17 +205,22 @@ def build_standalone_checks(
                 limit=1,
             ).records
             if mine:
+                # Re-runs of a day are left out below: read enough records to fill the band.
                 earlier = context.instance.fetch_materializations(
                     dg.AssetRecordsFilter(
                         asset_key=asset_key, before_storage_id=mine[0].storage_id
                     ),
-                    limit=band.history,
+                    limit=band.history * _RERUN_HEADROOM,
                 ).records
-                verdict = judge_volume(
-                    recorded_ints(mine[0].asset_materialization),
-                    [recorded_ints(record.asset_materialization) for record in earlier],
-                    band,
+                history = one_per_partition(
+                    [
+                        (record.partition_key, recorded_ints(record.asset_materialization))
+                        for record in earlier
+                    ],
+                    judged=partition_key,
+                    limit=band.history,
                 )
+                verdict = judge_volume(recorded_ints(mine[0].asset_materialization), history, band)
             else:
                 verdict = Verdict(
                     False,
