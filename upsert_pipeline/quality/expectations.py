@@ -97,6 +97,8 @@ def parse_rule(rule: str, schema: pa.Schema) -> pl.Expr:
         expression = pl.sql_expr(rule)
     except Exception as error:
         raise InvalidRuleError(f"rule {rule!r} does not parse as SQL: {error}") from error
+    if not expression.meta.root_names():
+        raise InvalidRuleError(f"rule {rule!r} names no column: it would judge no row")
     unknown = [name for name in expression.meta.root_names() if name not in schema.names]
     if unknown:
         raise InvalidRuleError(
@@ -196,12 +198,12 @@ def evaluate_expectations(
             dropped=0,
             quarantined=_quarantine_table(batch, []),
         )
-    frame = pl.from_arrow(batch)
+    rules = [parse_rule(expectation.rule, batch.schema) for expectation in expectations]
+    # Only the columns the rules read are handed to polars.
+    needed = sorted({name for rule in rules for name in rule.meta.root_names()})
+    frame = pl.from_arrow(batch.select(needed))
     assert isinstance(frame, pl.DataFrame)
-    results = frame.select(
-        parse_rule(expectation.rule, batch.schema).alias(f"r{index}")
-        for index, expectation in enumerate(expectations)
-    )
+    results = frame.select(rule.alias(f"r{index}") for index, rule in enumerate(rules))
     outcomes = []
     failing_masks: list[pl.Series] = []
     for index, expectation in enumerate(expectations):
@@ -246,7 +248,7 @@ def evaluate_expectations(
     return QualityOutcome(
         landed_rows=batch.num_rows,
         outcomes=tuple(outcomes),
-        kept=batch.filter(pa.array((~removed).to_arrow())),
+        kept=batch.filter(pa.array((~removed).to_arrow())) if removed.any() else batch,
         dropped=int((dropped_only & ~quarantined_any).sum()),
         quarantined=_quarantine_table(batch, quarantined),
     )
