@@ -150,6 +150,7 @@ def _merge(
             allow_empty_snapshot=config.allow_empty_snapshot,
             evolve_schema=feed.evolve_schema,
             required_columns=feed.schema.names,
+            profile=True,
         )
     context.log.info(
         f"{feed.name} {partition_key}: {result.inserted} inserted, {result.updated} "

@@ -25,9 +25,10 @@ def load_facts(
     quarantined: UpsertResult | None,
 ) -> dict[str, dg.MetadataValue]:
     """The profile of the version the merge committed (the partition's and the table's, from
-    its add actions), the expectations' counts and the schema change, as metadata."""
+    its add actions: the result's when the upsert profiled, else read at that version), the
+    expectations' counts and the schema change, as metadata."""
     scope = result.partition
-    profiles = read_profiles(
+    profiles = list(result.profiles) or read_profiles(
         lake.table_uri(feed.name),
         [scope, None] if scope else [None],
         version=result.version,

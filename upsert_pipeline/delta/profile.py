@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from upsert_pipeline.delta.counts import _partition_mask, _removed_rows, uses_deletion_vectors
@@ -148,17 +149,15 @@ def _is_long_string(value: object) -> bool:
 def _column_profile(
     name: str,
     *,
-    records: list[int | None],
-    nulls: list[int | None] | None,
-    mins: list[Any] | None,
-    maxs: list[Any] | None,
+    records: pa.Array,
+    nulls: pa.Array | None,
+    mins: pa.Array | None,
+    maxs: pa.Array | None,
     rows: int | None,
     with_dv: bool,
     missing_reason: str,
 ) -> ColumnProfile:
-    """Aggregates one column's per-file stats (one entry per file in scope)."""
-    reasons: list[str] = []
-    without_stats = sum(1 for count in records if count is None)
+    """Aggregates one column's per-file stats (arrays of one entry per file in scope)."""
     if nulls is None:
         return ColumnProfile(
             column=name,
@@ -170,35 +169,36 @@ def _column_profile(
             null_fraction=None,
             reason=missing_reason,
         )
+    reasons: list[str] = []
+    without_stats = records.null_count
     null_count: int | None
     if without_stats:
         reasons.append(f"{without_stats} file(s) without stats")
         null_count, null_kind = None, Exactness.UNKNOWN
-    elif any(count is None for count in nulls):
-        reasons.append(f"{sum(1 for c in nulls if c is None)} file(s) without a null count")
+    elif nulls.null_count:
+        reasons.append(f"{nulls.null_count} file(s) without a null count")
         null_count, null_kind = None, Exactness.UNKNOWN
     else:
-        null_count = sum(int(count or 0) for count in nulls)
+        null_count = int(pc.sum(nulls).as_py() or 0)
         null_kind = Exactness.BOUND if with_dv else Exactness.EXACT
-    # A file's min/max are missing legitimately when all its rows are null.
-    lows, highs, min_max = [], [], Exactness.EXACT
-    for row, records_in_file in enumerate(records):
-        low = mins[row] if mins is not None else None
-        high = maxs[row] if maxs is not None else None
-        if low is not None and high is not None:
-            lows.append(low)
-            highs.append(high)
-        elif records_in_file is None or nulls[row] is None or nulls[row] != records_in_file:
-            min_max = Exactness.UNKNOWN
-    if min_max is Exactness.UNKNOWN:
+    # A file's min/max are missing legitimately only when all its rows are null.
+    all_null = pc.fill_null(pc.equal(nulls, records), False)
+    if mins is None or maxs is None:
+        has_both = pa.array([False] * len(records), pa.bool_())
+    else:
+        has_both = pc.and_(pc.is_valid(mins), pc.is_valid(maxs))
+    unexplained = pc.and_(pc.invert(has_both), pc.invert(all_null))
+    low_value: Any = None
+    high_value: Any = None
+    if pc.any(unexplained).as_py():
+        min_max = Exactness.UNKNOWN
         if not without_stats:
             reasons.append("a file with values has no minimum / maximum for this column")
-        low_value = high_value = None
     else:
-        low_value = min(lows) if lows else None
-        high_value = max(highs) if highs else None
-        if with_dv:
-            min_max = Exactness.BOUND
+        min_max = Exactness.BOUND if with_dv else Exactness.EXACT
+        if mins is not None and maxs is not None:
+            low_value = pc.min(mins).as_py()
+            high_value = pc.max(maxs).as_py()
         if _is_long_string(low_value) or _is_long_string(high_value):
             min_max = Exactness.BOUND
             reasons.append(f"string stats of {STRING_PREFIX_LENGTH}+ characters may be truncated")
@@ -221,8 +221,10 @@ def _column_profile(
     )
 
 
-def _values(actions: pa.Table, name: str) -> list[Any] | None:
-    return actions.column(name).to_pylist() if name in actions.column_names else None
+def _values(actions: pa.Table, name: str) -> pa.Array | None:
+    if name not in actions.column_names:
+        return None
+    return actions.column(name).combine_chunks()
 
 
 def snapshot_profiles(
@@ -260,25 +262,27 @@ def snapshot_profiles(
         )
         scoped = actions.filter(mask)
         scoped_removed = [r for r, keep in zip(removed, mask.to_pylist(), strict=True) if keep]
-        records = scoped.column("num_records").to_pylist()
+        records = scoped.column("num_records").combine_chunks()
+        record_list = records.to_pylist()
+        paths_in_scope = scoped.column("path").to_pylist()
         dv_paths = tuple(
             str(path)
-            for path, gone in zip(scoped.column("path").to_pylist(), scoped_removed, strict=True)
+            for path, gone in zip(paths_in_scope, scoped_removed, strict=True)
             if gone is None or gone > 0
         )
         live = [
             None if count is None or gone is None else count - gone
-            for count, gone in zip(records, scoped_removed, strict=True)
+            for count, gone in zip(record_list, scoped_removed, strict=True)
         ]
         rows = None if any(count is None for count in live) else sum(int(c or 0) for c in live)
         column_profiles = []
         for name in columns:
             if name in partition_columns:
-                values = scoped.column(f"{PARTITION_PREFIX}{name}").to_pylist()
-                nulls: list[int | None] | None = [
-                    count if value is None else 0
-                    for count, value in zip(records, values, strict=True)
-                ]
+                values = _values(scoped, f"{PARTITION_PREFIX}{name}")
+                assert values is not None
+                nulls: pa.Array | None = pc.if_else(
+                    pc.is_null(values), records, pa.scalar(0, records.type)
+                )
                 mins = maxs = values
             else:
                 nulls = _values(scoped, f"{NULL_COUNT_PREFIX}{name}")
@@ -304,7 +308,7 @@ def snapshot_profiles(
                 files=scoped.num_rows,
                 files_without_stats=tuple(
                     str(path)
-                    for path, count in zip(scoped.column("path").to_pylist(), records, strict=True)
+                    for path, count in zip(paths_in_scope, record_list, strict=True)
                     if count is None
                 ),
                 files_with_deletion_vectors=dv_paths,
