@@ -123,3 +123,21 @@ def test_a_file_without_stats_makes_the_profile_unknown(tmp_path):
         assert (column.null_count, column.min, column.max) == (None, None, None)
         assert column.nulls is Exactness.UNKNOWN and column.min_max is Exactness.UNKNOWN
         assert "without stats" in (column.reason or "")
+
+
+def test_upsert_profiles_the_snapshot_it_committed(table_uri):
+    upsert(table_uri, order_batch(range(1, 21)), keys=["order_id"], partition={"order_date": DAY})
+
+    result = upsert(
+        table_uri,
+        order_batch(range(15, 31), status=None),
+        keys=["order_id"],
+        partition={"order_date": DAY},
+        profile=True,
+    )
+
+    assert result.profiles == tuple(
+        read_profiles(table_uri, [{"order_date": DAY}, None], version=result.version)
+    )
+    assert result.profiles[0].column("status").null_count == 16
+    assert upsert(table_uri, order_batch([1]), keys=["order_id"]).profiles == ()
