@@ -108,3 +108,5 @@ COST_COMMIT_FILES_REMOVED = "cost/commit_files_removed"
 COST_PEAK_RSS_BYTES = "cost/process_peak_rss_bytes"
 """``getrusage(RUSAGE_SELF).ru_maxrss``: the step process's peak since it started, not the step's
 alone (a ranged run's days share one process; the peak only grows)."""
+COST_DELETION_VECTORS_UPDATED = "cost/deletion_vectors_updated"
+"""Files a commit re-added with a new deletion vector: rows deleted without rewriting a file."""

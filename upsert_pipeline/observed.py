@@ -15,6 +15,7 @@ import dagster as dg
 from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.delta.commit_files import recorded_times
 from upsert_pipeline.delta.observe import DEFAULT_MAX_COMMITS, ObservedCommit, observe_commits
 from upsert_pipeline.delta.storage import storage_options_for
 from upsert_pipeline.load_metadata import profile_metadata, schema_change_metadata
@@ -79,19 +80,31 @@ def commit_metadata(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
 
 def commit_facts(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
     """Beyond counts, where the foreign commit and the log hold it: the schema change (with the
-    schema before and after), the table's profile at the version, and the bytes and files the
-    commit added and removed."""
+    schema before and after), the table's profile at the version, the bytes and files the
+    commit added and removed, and the phase times its writer recorded (Spark's and delta-rs's
+    ``executionTimeMs`` / ``scanTimeMs`` / ``rewriteTimeMs``)."""
     metadata: dict[str, dg.MetadataValue] = {}
     if observed.schema is not None:
         metadata.update(schema_change_metadata(observed.schema_changes, observed.schema_before))
         metadata[keys.COLUMN_SCHEMA] = dg.MetadataValue.table_schema(column_schema(observed.schema))
     if observed.profile is not None:
         metadata.update(profile_metadata(observed.profile))
+    times = recorded_times(observed.commit.metrics)
+    for name, key in (
+        ("execution_ms", keys.COST_MERGE_EXECUTION_MS),
+        ("scan_ms", keys.COST_MERGE_SCAN_MS),
+        ("rewrite_ms", keys.COST_MERGE_REWRITE_MS),
+    ):
+        if name in times:
+            metadata[key] = dg.MetadataValue.int(times[name])
     files = observed.files
     if files is not None:
         metadata[keys.COST_BYTES_WRITTEN] = dg.MetadataValue.int(files.bytes_added)
         metadata[keys.COST_COMMIT_FILES_ADDED] = dg.MetadataValue.int(files.files_added)
         metadata[keys.COST_COMMIT_FILES_REMOVED] = dg.MetadataValue.int(files.files_removed)
+        metadata[keys.COST_DELETION_VECTORS_UPDATED] = dg.MetadataValue.int(
+            files.deletion_vectors_updated
+        )
         if files.bytes_removed is not None:
             metadata[keys.COST_BYTES_REMOVED] = dg.MetadataValue.int(files.bytes_removed)
     return metadata

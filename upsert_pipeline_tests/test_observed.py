@@ -55,6 +55,18 @@ def test_the_fixture_commits_are_observed_with_their_counts(tmp_path, instance):
     assert sorted(by_version) == list(range(26)) and len(observed) == 26
     merge_18, merge_22 = by_version[18], by_version[22]
     assert merge_18[keys.OPERATION] == merge_22[keys.OPERATION] == "MERGE"
+    # What Databricks recorded the merge cost, and what its add actions wrote.
+    assert (
+        merge_18[keys.COST_MERGE_EXECUTION_MS],
+        merge_18[keys.COST_MERGE_SCAN_MS],
+        merge_18[keys.COST_MERGE_REWRITE_MS],
+    ) == (2281, 935, 1290)
+    # One file written (numTargetBytesAdded: 1072); the other add re-adds a file with its new
+    # deletion vector, which wrote no data file.
+    assert merge_18[keys.COST_COMMIT_FILES_ADDED] == 1
+    assert merge_18[keys.COST_BYTES_WRITTEN] == 1072
+    assert merge_18[keys.COST_COMMIT_FILES_REMOVED] == 0
+    assert merge_18[keys.COST_DELETION_VECTORS_UPDATED] == 1
     assert (
         merge_18[keys.COMMIT_ROWS_INSERTED],
         merge_18[keys.COMMIT_ROWS_UPDATED],

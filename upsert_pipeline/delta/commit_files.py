@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
 
 
 @dataclass(frozen=True, kw_only=True)
 class CommitFiles:
-    """The data files one commit added and removed.
+    """The data files one commit wrote and took out of the table.
 
     Attributes:
         version: The commit's version.
@@ -23,6 +24,9 @@ class CommitFiles:
         bytes_added: Sum of the added files' ``size``.
         bytes_removed: Sum of the removed files' ``size``; ``None`` when a remove action does not
             record its size (it is optional in the protocol).
+        deletion_vectors_updated: Files the commit removed and added again with a new deletion
+            vector (Spark's DELETE / UPDATE / MERGE with deletion vectors): counted neither as
+            written nor as removed.
     """
 
     version: int
@@ -30,6 +34,7 @@ class CommitFiles:
     files_removed: int
     bytes_added: int
     bytes_removed: int | None
+    deletion_vectors_updated: int = 0
 
 
 def read_commit_files(
@@ -47,15 +52,46 @@ def read_commit_files(
         return None
     adds = [action["add"] for action in actions if "add" in action]
     removes = [action["remove"] for action in actions if "remove" in action]
-    removed_sizes = [remove.get("size") for remove in removes]
+    # A file removed and added again by the same commit got a new deletion vector: no data file
+    # was written or taken away, only rows marked deleted.
+    readded = {add["path"] for add in adds} & {remove["path"] for remove in removes}
+    written = [add for add in adds if add["path"] not in readded]
+    removed_sizes = [remove.get("size") for remove in removes if remove["path"] not in readded]
     return CommitFiles(
         version=version,
-        files_added=len(adds),
-        files_removed=len(removes),
-        bytes_added=sum(int(add.get("size", 0)) for add in adds),
+        files_added=len(written),
+        files_removed=len(removed_sizes),
+        bytes_added=sum(int(add.get("size", 0)) for add in written),
         bytes_removed=(
             None
             if any(size is None for size in removed_sizes)
             else sum(int(size) for size in removed_sizes)
         ),
+        deletion_vectors_updated=len(readded),
     )
+
+
+_TIMES = {
+    "execution_ms": ("execution_time_ms", "executionTimeMs"),
+    "scan_ms": ("scan_time_ms", "scanTimeMs"),
+    "rewrite_ms": ("rewrite_time_ms", "rewriteTimeMs"),
+}
+
+
+def recorded_times(metrics: Mapping[str, Any]) -> dict[str, int]:
+    """The phase times a commit's writer recorded in its ``operationMetrics``, in delta-rs's
+    (integer) or Spark's (string) spelling: ``execution_ms``, ``scan_ms``, ``rewrite_ms``, each
+    only when recorded.
+
+    Example:
+        >>> recorded_times({"executionTimeMs": "2281", "scanTimeMs": "935"})
+        {'execution_ms': 2281, 'scan_ms': 935}
+    """
+    times = {}
+    for name, (snake, camel) in _TIMES.items():
+        value = metrics.get(snake, metrics.get(camel))
+        try:
+            times[name] = int(value)
+        except (TypeError, ValueError):
+            continue
+    return times
