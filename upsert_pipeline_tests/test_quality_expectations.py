@@ -103,3 +103,14 @@ def test_fail_within_its_tolerance_lets_the_batch_through():
 def test_a_bad_rule_is_refused(rule, says):
     with pytest.raises(InvalidRuleError, match=says):
         parse_rule(rule, ORDERS.schema)
+
+
+def test_tombstones_are_not_judged_and_always_kept():
+    batch = _batch().append_column("_op", pa.array(["D", "D"] + [None] * 8, pa.string()))
+
+    quality = evaluate_expectations(batch, [_rule(OnFail.DROP)], feed="orders", partition=None)
+
+    # Order 2 (negative amount) is a tombstone: it deletes, whatever its amount.
+    [outcome] = quality.outcomes
+    assert (outcome.rows, outcome.failing, outcome.null) == (8, 1, 1)
+    assert quality.kept.column("order_id").to_pylist() == [1, 2, 4, 5, 6, 7, 8, 9, 10]

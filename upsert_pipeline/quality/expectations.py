@@ -22,7 +22,8 @@ What a failing row does depends on the rule's ``on_fail``:
   ``warn``.
 
 Every rule is evaluated on the whole batch as it landed, so each rule's counts are independent of
-the others' order.
+the others' order. Tombstones (rows with ``_op = 'D'``, see ``upsert_pipeline.delta.operations``)
+are not judged: they delete a key whatever their other values, and are left out of every count.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from enum import StrEnum
 
 import polars as pl
 import pyarrow as pa
+
+from upsert_pipeline.delta.operations import DELETE_OP, OP_COLUMN, with_string_op
 
 RULE_COLUMN = "_expectation"
 """The column naming the failed rule of a quarantined row."""
@@ -122,7 +125,7 @@ class RuleOutcome:
 
     Attributes:
         expectation: The rule.
-        rows: Rows of the batch.
+        rows: Rows of the batch the rule judged (tombstones are not).
         passing: Rows for which the rule is true or NULL.
         failing: Rows for which the rule is false.
         null: Rows for which the rule is NULL (counted as passing).
@@ -204,19 +207,27 @@ def evaluate_expectations(
     frame = pl.from_arrow(batch.select(needed))
     assert isinstance(frame, pl.DataFrame)
     results = frame.select(rule.alias(f"r{index}") for index, rule in enumerate(rules))
+    # Tombstones (``_op = 'D'``) delete a key: no rule judges their values, none stops them.
+    if OP_COLUMN in batch.column_names:
+        op = pl.from_arrow(with_string_op(batch).column(OP_COLUMN))
+        assert isinstance(op, pl.Series)
+        judged = op.ne(DELETE_OP).fill_null(True)
+    else:
+        judged = pl.Series([True] * batch.num_rows, dtype=pl.Boolean)
+    rows = int(judged.sum())
     outcomes = []
     failing_masks: list[pl.Series] = []
     for index, expectation in enumerate(expectations):
         values = results.get_column(f"r{index}")
-        failing = values.eq(False).fill_null(False)
+        failing = values.eq(False).fill_null(False) & judged
         count = int(failing.sum())
         outcomes.append(
             RuleOutcome(
                 expectation=expectation,
-                rows=batch.num_rows,
-                passing=batch.num_rows - count,
+                rows=rows,
+                passing=rows - count,
                 failing=count,
-                null=values.null_count(),
+                null=int((values.is_null() & judged).sum()),
             )
         )
         failing_masks.append(failing)
