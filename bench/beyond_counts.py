@@ -24,11 +24,13 @@ import datetime as dt
 import json
 import statistics
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+import upsert_pipeline.delta.merge as merge_module
 from bench.base_table import BaseTable, BatchPlan, prepare
 from bench.data import TableSpec, day
 from bench.overhead import MERGE_OVERHEAD
@@ -65,14 +67,42 @@ def plain_upsert(uri: str, base: BaseTable) -> UpsertResult:
     return upsert(uri, base.batch, keys=base.feed.keys, partition=_scope(base))
 
 
+STEPS: dict[str, list[float]] = {"expectations": [], "profile": [], "commit_files": []}
+"""Seconds of each step ``upsert_with_facts`` adds, per run: the steadier figure on a noisy
+machine, since it does not carry the merge's own variation."""
+
+
+_PROFILER = "snapshot_profiles"
+"""What ``upsert`` calls to profile (timed by wrapping it for the run)."""
+
+
 def upsert_with_facts(uri: str, base: BaseTable) -> tuple[UpsertResult, int]:
     """Expectations, the ``upsert`` of what they keep, the profile and the commit's files."""
-    quality = evaluate_expectations(
-        base.batch, EXPECTATIONS, feed=base.feed.name, partition=base.partition_key
+    spent, quality = timed(
+        lambda: evaluate_expectations(
+            base.batch, EXPECTATIONS, feed=base.feed.name, partition=base.partition_key
+        )
     )
-    result = upsert(uri, quality.kept, keys=base.feed.keys, partition=_scope(base), profile=True)
+    STEPS["expectations"].append(spent)
+    profile_seconds: list[float] = []
+    profiles = getattr(merge_module, _PROFILER)
+
+    def timed_profiles(*args: Any, **kwargs: Any) -> Any:
+        seconds, value = timed(lambda: profiles(*args, **kwargs))
+        profile_seconds.append(seconds)
+        return value
+
+    setattr(merge_module, _PROFILER, timed_profiles)
+    try:
+        result = upsert(
+            uri, quality.kept, keys=base.feed.keys, partition=_scope(base), profile=True
+        )
+    finally:
+        setattr(merge_module, _PROFILER, profiles)
+    STEPS["profile"].append(sum(profile_seconds))
     assert len(result.profiles) == 2
-    read_commit_files(uri, result.version)
+    spent, _files = timed(lambda: read_commit_files(uri, result.version))
+    STEPS["commit_files"].append(spent)
     return result, quality.kept.num_rows
 
 
@@ -126,12 +156,14 @@ def run(base: BaseTable, *, rounds: int) -> dict[str, Any]:
     """The two merge paths ABAB, and the two profiles after each ``upsert_with_facts``."""
     paths = {"upsert": plain_upsert, "upsert_with_facts": upsert_with_facts}
     samples = {name: Samples() for name in (*paths, "log_profile", "scan_profile")}
+    for steps in STEPS.values():
+        steps.clear()
     for round_index in range(rounds + 1):  # round 0 is an untimed warm-up
         for name in rotated(list(paths), round_index):
             lake = base.fresh_lake()
             uri = str(lake / base.feed.name)
             try:
-                seconds, value = timed(lambda uri=uri, name=name: paths[name](uri, base))
+                seconds, value = timed(partial(paths[name], uri, base))
                 if round_index:
                     samples[name].seconds.append(seconds)
                     samples[name].values.append(value)
@@ -140,7 +172,7 @@ def run(base: BaseTable, *, rounds: int) -> dict[str, Any]:
                     profiles = {}
                     for how in order:
                         function = log_profile if how == "log_profile" else scan_profile
-                        spent, profiles[how] = timed(lambda f=function, uri=uri: f(uri, base))
+                        spent, profiles[how] = timed(partial(function, uri, base))
                         if round_index:
                             samples[how].seconds.append(spent)
                     assert profiles["log_profile"] == profiles["scan_profile"], "profiles differ"
@@ -156,7 +188,12 @@ def run(base: BaseTable, *, rounds: int) -> dict[str, Any]:
             samples["upsert_with_facts"].seconds, samples["upsert"].seconds, strict=True
         )
     ]
+    steps_ms = {name: 1000 * statistics.median(seconds[1:]) for name, seconds in STEPS.items()}
+    added_ms = sum(steps_ms.values())
     return {
+        "steps_ms": steps_ms,
+        "added_steps_ms": added_ms,
+        "added_steps_vs_upsert": (added_ms / 1000) / samples["upsert"].median,
         "plan": asdict(base.plan),
         "batch_rows": base.batch.num_rows,
         "expectations": [e.rule for e in EXPECTATIONS],

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 import polars as pl
 import pyarrow as pa
@@ -201,36 +202,42 @@ def evaluate_expectations(
             dropped=0,
             quarantined=_quarantine_table(batch, []),
         )
-    rules = [parse_rule(expectation.rule, batch.schema) for expectation in expectations]
-    # Only the columns the rules read are handed to polars.
+    rules = [_parsed(expectation.rule, batch.schema) for expectation in expectations]
+    # Only the columns the rules read (and ``_op``) are handed to polars.
     needed = sorted({name for rule in rules for name in rule.meta.root_names()})
-    frame = pl.from_arrow(batch.select(needed))
+    has_op = OP_COLUMN in batch.column_names
+    source = with_string_op(batch.select([*needed, OP_COLUMN])) if has_op else batch.select(needed)
+    frame = pl.from_arrow(source)
     assert isinstance(frame, pl.DataFrame)
-    results = frame.select(rule.alias(f"r{index}") for index, rule in enumerate(rules))
     # Tombstones (``_op = 'D'``) delete a key: no rule judges their values, none stops them.
-    if OP_COLUMN in batch.column_names:
-        op = pl.from_arrow(with_string_op(batch).column(OP_COLUMN))
-        assert isinstance(op, pl.Series)
-        judged = op.ne(DELETE_OP).fill_null(True)
-    else:
-        judged = pl.Series([True] * batch.num_rows, dtype=pl.Boolean)
-    rows = int(judged.sum())
-    outcomes = []
-    failing_masks: list[pl.Series] = []
-    for index, expectation in enumerate(expectations):
-        values = results.get_column(f"r{index}")
-        failing = values.eq(False).fill_null(False) & judged
-        count = int(failing.sum())
-        outcomes.append(
-            RuleOutcome(
-                expectation=expectation,
-                rows=rows,
-                passing=rows - count,
-                failing=count,
-                null=int((values.is_null() & judged).sum()),
-            )
+    judging = pl.col(OP_COLUMN).ne(DELETE_OP).fill_null(True) if has_op else pl.lit(True)
+    # Each rule evaluated once, over the whole batch; then counted.
+    results = frame.select(
+        judging.alias("judged"), *(rule.alias(f"r{index}") for index, rule in enumerate(rules))
+    )
+    judged = pl.col("judged")
+    failing = [
+        pl.col(f"r{index}").eq(False).fill_null(False) & judged for index in range(len(rules))
+    ]
+    counts = results.select(
+        judged.sum().alias("rows"),
+        *(mask.sum().alias(f"failing{index}") for index, mask in enumerate(failing)),
+        *(
+            (pl.col(f"r{index}").is_null() & judged).sum().alias(f"null{index}")
+            for index in range(len(rules))
+        ),
+    ).row(0, named=True)
+    rows = int(counts["rows"]) if has_op else batch.num_rows
+    outcomes = tuple(
+        RuleOutcome(
+            expectation=expectation,
+            rows=rows,
+            passing=rows - int(counts[f"failing{index}"]),
+            failing=int(counts[f"failing{index}"]),
+            null=int(counts[f"null{index}"]),
         )
-        failing_masks.append(failing)
+        for index, expectation in enumerate(expectations)
+    )
     for outcome in outcomes:
         if outcome.expectation.on_fail is OnFail.FAIL and not outcome.within_tolerance:
             where = f"feed {feed!r}" + (f", partition {partition}" if partition else "")
@@ -242,27 +249,47 @@ def evaluate_expectations(
                 rule=outcome.expectation.name,
                 failing=outcome.failing,
             )
-    removed = pl.Series([False] * batch.num_rows, dtype=pl.Boolean)
-    dropped_only = removed
-    quarantined = []
-    for expectation, failing in zip(expectations, failing_masks, strict=True):
-        if expectation.on_fail is OnFail.DROP:
-            dropped_only = dropped_only | failing
-        elif expectation.on_fail is OnFail.QUARANTINE:
-            quarantined.append((expectation.name, failing))
-        else:
-            continue
-        removed = removed | failing
-    quarantined_any = pl.Series([False] * batch.num_rows, dtype=pl.Boolean)
-    for _, failing in quarantined:
-        quarantined_any = quarantined_any | failing
+    # Row masks only for the rules that leave failing rows out, and only if any failed.
+    leaving = [
+        index
+        for index, outcome in enumerate(outcomes)
+        if outcome.failing and outcome.expectation.on_fail in (OnFail.DROP, OnFail.QUARANTINE)
+    ]
+    if not leaving:
+        return QualityOutcome(
+            landed_rows=batch.num_rows,
+            outcomes=outcomes,
+            kept=batch,
+            dropped=0,
+            quarantined=_quarantine_table(batch, []),
+        )
+    masks = results.select(failing[index].alias(f"m{index}") for index in leaving)
+    quarantine_masks = [
+        (expectations[index].name, masks.get_column(f"m{index}"))
+        for index in leaving
+        if expectations[index].on_fail is OnFail.QUARANTINE
+    ]
+    removed = masks.select(pl.any_horizontal(pl.all())).to_series()
+    quarantined_any = (
+        pl.DataFrame([mask for _, mask in quarantine_masks])
+        .select(pl.any_horizontal(pl.all()))
+        .to_series()
+        if quarantine_masks
+        else pl.repeat(False, batch.num_rows, dtype=pl.Boolean, eager=True)
+    )
     return QualityOutcome(
         landed_rows=batch.num_rows,
-        outcomes=tuple(outcomes),
-        kept=batch.filter(pa.array((~removed).to_arrow())) if removed.any() else batch,
-        dropped=int((dropped_only & ~quarantined_any).sum()),
-        quarantined=_quarantine_table(batch, quarantined),
+        outcomes=outcomes,
+        kept=batch.filter(pa.array((~removed).to_arrow())),
+        dropped=int((removed & ~quarantined_any).sum()),
+        quarantined=_quarantine_table(batch, quarantine_masks),
     )
+
+
+@lru_cache(maxsize=256)
+def _parsed(rule: str, schema: pa.Schema) -> pl.Expr:
+    """``parse_rule``, once per rule and schema (every batch of a feed has the same)."""
+    return parse_rule(rule, schema)
 
 
 def _quarantine_table(batch: pa.Table, failing: Sequence[tuple[str, pl.Series]]) -> pa.Table:
