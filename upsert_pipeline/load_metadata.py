@@ -143,6 +143,11 @@ def quality_metadata(
         metadata[keys.QUARANTINE_URI] = dg.MetadataValue.path(quarantine.table_uri)
         metadata[keys.QUARANTINE_ROWS_INSERTED] = dg.MetadataValue.int(quarantine.inserted)
         metadata[keys.QUARANTINE_ROWS_UPDATED] = dg.MetadataValue.int(quarantine.updated)
+        metadata[keys.QUARANTINE_ROWS_DELETED] = dg.MetadataValue.int(quarantine.deleted)
+        if quarantine.partition_rows is not None:
+            metadata[keys.QUARANTINE_PARTITION_ROWS] = dg.MetadataValue.int(
+                quarantine.partition_rows
+            )
         metadata[keys.QUARANTINE_VERSION] = dg.MetadataValue.int(quarantine.version)
     return metadata
 

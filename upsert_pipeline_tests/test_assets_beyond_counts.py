@@ -207,8 +207,33 @@ def test_quarantine_writes_the_failing_rows_beside_the_table_once(resources, lan
         assert metadata["quality/rows_quarantined"] == NEGATIVE
         first = instance.fetch_materializations(dg.AssetKey("orders"), limit=2).records[-1]
         assert first.asset_materialization.metadata["quarantine/rows_inserted"].value == NEGATIVE
+        assert metadata["quarantine/partition_rows"] == NEGATIVE
         ids = pl.read_delta(str(tmp_path / "lake" / "orders")).get_column("order_id").to_list()
         assert len(ids) == landed - NEGATIVE and not set(negative) & set(ids)
+
+        # A corrected re-delivery: the partition's quarantine empties, the rows are merged.
+        path = landing_dir / "orders" / f"{PARTITION}.parquet"
+        batch = pq.read_table(path)
+        index = batch.schema.get_field_index("amount")
+        amounts = pc.if_else(
+            pc.less(batch.column(index), Decimal("0")),
+            pa.scalar(Decimal("5.00"), pa.decimal128(12, 2)),
+            batch.column(index),
+        )
+        pq.write_table(batch.set_column(index, batch.schema.field(index), amounts), path)
+        dg.materialize(
+            [_asset(OnFail.QUARANTINE)],
+            partition_key=PARTITION,
+            resources=resources,
+            instance=instance,
+        )
+
+        corrected = _metadata(instance)
+        assert corrected["quarantine/rows_deleted"] == NEGATIVE
+        assert corrected["quarantine/partition_rows"] == 0
+        assert pl.read_delta(str(tmp_path / "lake" / "orders__quarantine")).height == 0
+        assert corrected["upsert/rows_inserted"] == NEGATIVE
+        assert corrected["dagster/partition_row_count"] == landed
 
 
 def test_fail_refuses_the_batch_and_changes_nothing(resources, landing_dir, tmp_path):
