@@ -1,6 +1,9 @@
 """Expectations counted on a batch in memory: each on_fail mode, SQL null semantics, bad rules."""
 
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -16,6 +19,8 @@ from upsert_pipeline.quality import (
 )
 from upsert_pipeline.quality.expectations import RULE_COLUMN
 from upsert_pipeline_tests.conftest import order_batch
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def _batch() -> pa.Table:
@@ -114,3 +119,30 @@ def test_tombstones_are_not_judged_and_always_kept():
     [outcome] = quality.outcomes
     assert (outcome.rows, outcome.failing, outcome.null) == (8, 1, 1)
     assert quality.kept.column("order_id").to_pylist() == [1, 2, 4, 5, 6, 7, 8, 9, 10]
+
+
+_FORK_AFTER_LOAD = """
+import os, signal
+import polars as pl
+from upsert_pipeline.feeds import ORDERS  # parses and checks the orders YAML's rules
+assert ORDERS.expectations
+pid = os.fork()
+if pid == 0:
+    signal.alarm(20)
+    frame = pl.DataFrame({"a": list(range(200_000)), "b": ["x", "y"] * 100_000})
+    for _ in range(5):
+        frame.group_by("b").agg(pl.col("a").sum())
+        frame.sort("a", descending=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+raise SystemExit(status)
+"""
+
+
+def test_loading_the_feeds_leaves_polars_usable_in_forked_processes():
+    # The crash and concurrency tests fork writers from a server that loaded the feeds.
+    completed = subprocess.run(
+        [sys.executable, "-c", _FORK_AFTER_LOAD], cwd=PROJECT, capture_output=True, timeout=120
+    )
+
+    assert completed.returncode == 0, completed.stderr.decode()[-2000:]

@@ -197,8 +197,12 @@ def _column_profile(
     else:
         min_max = Exactness.BOUND if with_dv else Exactness.EXACT
         if mins is not None and maxs is not None:
-            low_value = pc.min(mins).as_py()
-            high_value = pc.max(maxs).as_py()
+            try:
+                low_value = pc.min(mins).as_py()
+                high_value = pc.max(maxs).as_py()
+            except pa.ArrowException as error:  # a stats type Arrow cannot order
+                min_max = Exactness.UNKNOWN
+                reasons.append(f"minimum / maximum not comparable: {error}")
         if _is_long_string(low_value) or _is_long_string(high_value):
             min_max = Exactness.BOUND
             reasons.append(f"string stats of {STRING_PREFIX_LENGTH}+ characters may be truncated")

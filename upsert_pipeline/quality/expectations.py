@@ -112,7 +112,10 @@ def parse_rule(rule: str, schema: pa.Schema) -> pl.Expr:
     empty = pl.from_arrow(schema.empty_table())
     assert isinstance(empty, pl.DataFrame)
     try:
-        dtype = empty.select(expression.alias("rule")).schema["rule"]
+        # Resolved, not run: rules are parsed when the feeds load, which may be in a process that
+        # forks workers afterwards (a forkserver preload), and a process that has run a polars
+        # query once deadlocks polars in its forked children.
+        dtype = empty.lazy().select(expression.alias("rule")).collect_schema()["rule"]
     except Exception as error:
         raise InvalidRuleError(f"rule {rule!r} cannot be evaluated: {error}") from error
     if dtype != pl.Boolean:
