@@ -3,7 +3,7 @@ change and the quarantine write, as values the Dagster UI shows (tables) and plo
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 import dagster as dg
 import pyarrow as pa
@@ -65,6 +65,23 @@ def profile_table(profile: Profile) -> dg.TableMetadataValue:
             for column in profile.columns
         ],
         schema=_PROFILE_SCHEMA,
+    )
+
+
+_PARTITION_PROFILE_SCHEMA = dg.TableSchema(
+    columns=[dg.TableColumn("partition", "string"), *_PROFILE_SCHEMA.columns]
+)
+
+
+def partition_profiles_table(profiles: Sequence[Profile]) -> dg.TableMetadataValue:
+    """One row per (partition, column) of several partitions' profiles."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({"partition": profile.scope, **record.data})
+            for profile in profiles
+            for record in profile_table(profile).records
+        ],
+        schema=_PARTITION_PROFILE_SCHEMA,
     )
 
 

@@ -18,7 +18,11 @@ from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.delta.commit_files import recorded_times
 from upsert_pipeline.delta.observe import DEFAULT_MAX_COMMITS, ObservedCommit, observe_commits
 from upsert_pipeline.delta.storage import storage_options_for
-from upsert_pipeline.load_metadata import profile_metadata, schema_change_metadata
+from upsert_pipeline.load_metadata import (
+    partition_profiles_table,
+    profile_metadata,
+    schema_change_metadata,
+)
 from upsert_pipeline.metadata import column_schema
 
 # An observable source asset is what Dagster offers for a table it does not write: observations,
@@ -89,6 +93,8 @@ def commit_facts(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
         metadata[keys.COLUMN_SCHEMA] = dg.MetadataValue.table_schema(column_schema(observed.schema))
     if observed.profile is not None:
         metadata.update(profile_metadata(observed.profile))
+    if observed.partition_profiles:
+        metadata[keys.PARTITIONS_PROFILE] = partition_profiles_table(observed.partition_profiles)
     times = recorded_times(observed.commit.metrics)
     for name, key in (
         ("execution_ms", keys.COST_MERGE_EXECUTION_MS),

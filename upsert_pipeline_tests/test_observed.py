@@ -208,3 +208,23 @@ def test_observing_a_table_with_deletion_vectors_profiles_bounds_not_numbers(tmp
     assert (row.data["nulls"], row.data["min_max"]) == ("bound", "bound")
     assert "profile/value/null_fraction" not in latest
     assert latest["profile/files_with_deletion_vectors"] == 1
+
+
+def test_a_foreign_commit_is_profiled_for_the_partitions_it_touched(tmp_path, instance):
+    uri = str(tmp_path / "events")
+    first = pa.table({"day": ["2026-11-01"] * 3, "v": [1, None, 3]})
+    write_deltalake(uri, first, partition_by=["day"])
+    second = pa.table({"day": ["2026-11-02"] * 4, "v": [None, None, 7, 8]})
+    write_deltalake(uri, second, partition_by=["day"], mode="append")
+
+    _observe(build_observed_table("events", uri), instance)
+
+    _, appended = _recorded(instance, "events")
+    rows = [record.data for record in appended["profile/partition_columns"].records]
+    assert {row["partition"] for row in rows} == {"day=2026-11-02"}
+    [v] = [row for row in rows if row["column"] == "v"]
+    assert (v["null_count"], v["min"], v["max"], v["nulls"]) == (2, "7", "8", "exact")
+    assert v["null_fraction"] == 0.5
+    # The table's profile covers both partitions.
+    [table_v] = [r.data for r in appended["profile/columns"].records if r.data["column"] == "v"]
+    assert (table_v["null_count"], table_v["min"], table_v["max"]) == (3, "1", "8")

@@ -27,6 +27,8 @@ class CommitFiles:
         deletion_vectors_updated: Files the commit removed and added again with a new deletion
             vector (Spark's DELETE / UPDATE / MERGE with deletion vectors): counted neither as
             written nor as removed.
+        partitions: The distinct ``partitionValues`` (as the log spells them: strings, ``None``
+            for a null) of the files the commit added or removed: the partitions it touched.
     """
 
     version: int
@@ -35,6 +37,7 @@ class CommitFiles:
     bytes_added: int
     bytes_removed: int | None
     deletion_vectors_updated: int = 0
+    partitions: tuple[Mapping[str, str | None], ...] = ()
 
 
 def read_commit_files(
@@ -68,7 +71,17 @@ def read_commit_files(
             else sum(int(size) for size in removed_sizes)
         ),
         deletion_vectors_updated=len(readded),
+        partitions=_distinct_partitions([*adds, *removes]),
     )
+
+
+def _distinct_partitions(files: list[dict[str, Any]]) -> tuple[Mapping[str, str | None], ...]:
+    seen: dict[tuple[tuple[str, str | None], ...], Mapping[str, str | None]] = {}
+    for file in files:
+        values = file.get("partitionValues") or {}
+        if values:
+            seen.setdefault(tuple(sorted(values.items())), dict(values))
+    return tuple(seen.values())
 
 
 _TIMES = {

@@ -20,6 +20,7 @@ from upsert_pipeline.delta.counts import snapshot_counts
 from upsert_pipeline.delta.history import Commit, RowChanges, read_commits, row_changes
 from upsert_pipeline.delta.partition_counts import partition_row_counts
 from upsert_pipeline.delta.profile import Profile, snapshot_profiles
+from upsert_pipeline.delta.result import PartitionValue
 from upsert_pipeline.delta.schema_changes import SchemaChanges, schema_changes
 
 DEFAULT_MAX_COMMITS = 100
@@ -44,6 +45,8 @@ class ObservedCommit:
             version before is not known).
         schema_before: The schema at the version before, when the commit changed it.
         profile: The table's column profile at this version, from its add actions.
+        partition_profiles: The profile of each partition the commit touched (its files' partition
+            values), at this version.
         files: The files and bytes the commit added and removed, from its commit file.
     """
 
@@ -58,6 +61,7 @@ class ObservedCommit:
     schema_before: pa.Schema | None = None
     profile: Profile | None = None
     files: CommitFiles | None = None
+    partition_profiles: tuple[Profile, ...] = ()
 
     @property
     def version(self) -> int:
@@ -127,7 +131,13 @@ def observe_commits(
         counts = snapshot_counts(table)
         schema = _schema(table)
         changes = schema_changes(previous, schema)
-        [profile] = snapshot_profiles(table, [None])
+        files = read_commit_files(table_uri, version, storage_options=storage_options)
+        touched = _touched(files)
+        try:
+            profile, *partition_profiles = snapshot_profiles(table, [None, *touched])
+        except pa.ArrowException:  # a partition value the log spells unlike its column's type
+            [profile] = snapshot_profiles(table, [None])
+            partition_profiles = []
         records.append(
             ObservedCommit(
                 commit=commit,
@@ -140,7 +150,8 @@ def observe_commits(
                 schema_changes=changes,
                 schema_before=previous if changes.schema_changed else None,
                 profile=profile,
-                files=read_commit_files(table_uri, version, storage_options=storage_options),
+                files=files,
+                partition_profiles=tuple(partition_profiles),
             )
         )
         previous = schema
@@ -154,3 +165,15 @@ def observe_commits(
 
 def _schema(table: DeltaTable) -> pa.Schema:
     return pa.schema(table.schema().to_arrow())
+
+
+def _touched(files: CommitFiles | None) -> list[dict[str, PartitionValue]]:
+    """The partitions a commit's files belong to, without null partition values (the profile
+    selects partitions by equality)."""
+    if files is None:
+        return []
+    return [
+        {column: value for column, value in values.items() if value is not None}
+        for values in files.partitions
+        if all(value is not None for value in values.values())
+    ]
