@@ -7,13 +7,17 @@ import dagster as dg
 from pydantic import Field
 
 from upsert_pipeline.checks.evaluations import check_outputs
-from upsert_pipeline.checks.judges import Verdict
+from upsert_pipeline.checks.judges import VOLUME_BAND, Verdict, VolumeBand
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts
+from upsert_pipeline.cost import EXPECTATIONS, LANDING_READ, RECORDING, UPSERT, Stopwatch
 from upsert_pipeline.delta import UpsertResult
 from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER, RUN_MARKER
 from upsert_pipeline.feeds import Feed
+from upsert_pipeline.load_facts import load_cost, load_facts
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import feed_partitions, partition_scope
+from upsert_pipeline.quality import evaluate_expectations
+from upsert_pipeline.quarantine import write_quarantine
 from upsert_pipeline.recording import Recorder, standalone_specs
 from upsert_pipeline.recovery import DEFAULT_GRACE_S, find_unrecorded, recover_events
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
@@ -55,7 +59,10 @@ class _Merged:
 
 
 def build_upsert_asset(
-    feed: Feed, *, freshness_policy: dg.FreshnessPolicy | None = None
+    feed: Feed,
+    *,
+    freshness_policy: dg.FreshnessPolicy | None = None,
+    volume_band: VolumeBand = VOLUME_BAND,
 ) -> dg.AssetsDefinition:
     """A partitioned asset (the feed's own start and cadence) that upserts each partition's
     landing files of ``feed`` into the lake.
@@ -72,6 +79,8 @@ def build_upsert_asset(
     Args:
         feed: The feed to upsert.
         freshness_policy: Dagster's freshness policy of the asset, judged by the daemon.
+        volume_band: The thresholds of ``volume_within_history``, which a run of the asset
+            judges for each partition as it records it.
 
     Example:
         >>> refunds = build_upsert_asset(load_feed("refunds"))
@@ -111,6 +120,7 @@ def build_upsert_asset(
             standalone_specs(context, feed),
             recovery.checked_through,
             context.run.run_id,
+            volume_band,
         )
         yield from recover_events(
             context.instance,
@@ -139,39 +149,60 @@ def _merge(
     lake: DeltaMergeResource,
     partition_key: str,
 ) -> _Merged:
-    """Upserts one day's landing batch and judges the inline checks on what the merge returned."""
-    batch = landing.read_batch(feed, partition_key)
-    result = lake.upsert(
-        feed.name,
-        batch,
-        keys=feed.keys,
-        partition=partition_scope(feed, partition_key),
-        commit_metadata={
-            RUN_MARKER: context.run.run_id,
-            PIPELINE_MARKER: feed.name,
-            PARTITION_MARKER: partition_key,
-        },
-        snapshot=config.snapshot,
-        allow_empty_snapshot=config.allow_empty_snapshot,
-        evolve_schema=feed.evolve_schema,
-        required_columns=feed.schema.names,
-    )
+    """Upserts one day's landing batch and judges the inline checks on what the merge returned.
+
+    Before the merge, the feed's expectations are counted on the batch in memory (rows failing a
+    ``drop`` or ``quarantine`` rule are left out, a ``fail`` rule beyond its tolerance refuses the
+    batch with nothing written); after it, the quarantined rows are upserted beside the table and
+    the partition's profile, schema change and cost are read from the log (``load_facts``).
+    """
+    watch = Stopwatch()
+    with watch.phase(LANDING_READ):
+        batch = landing.read_batch(feed, partition_key)
+    with watch.phase(EXPECTATIONS):
+        quality = evaluate_expectations(
+            batch, feed.expectations, feed=feed.name, partition=partition_key
+        )
+    with watch.phase(UPSERT):
+        result = lake.upsert(
+            feed.name,
+            quality.kept,
+            keys=feed.keys,
+            partition=partition_scope(feed, partition_key),
+            commit_metadata={
+                RUN_MARKER: context.run.run_id,
+                PIPELINE_MARKER: feed.name,
+                PARTITION_MARKER: partition_key,
+            },
+            snapshot=config.snapshot,
+            allow_empty_snapshot=config.allow_empty_snapshot,
+            evolve_schema=feed.evolve_schema,
+            required_columns=feed.schema.names,
+            profile=True,
+        )
     context.log.info(
         f"{feed.name} {partition_key}: {result.inserted} inserted, {result.updated} "
         f"updated, {result.deleted} deleted, {result.unchanged} unchanged"
         f"{' (snapshot)' if result.snapshot else ''}; version "
         f"{result.read_version} -> {result.version}"
+        + (f"; {quality.removed} row(s) left out by expectations" if quality.removed else "")
     )
-    return _Merged(
-        partition_key=partition_key,
-        result=result,
-        metadata=upsert_metadata(result, table_name=feed.name, schema=feed.schema),
-        verdicts=inline_verdicts(
+    with watch.phase(RECORDING):
+        quarantined = write_quarantine(
+            lake, feed, quality, partition_key=partition_key, run_id=context.run.run_id
+        )
+        metadata = {
+            **upsert_metadata(result, table_name=feed.name, schema=feed.schema),
+            **load_facts(lake, feed, result, quality, quarantined),
+        }
+        verdicts = inline_verdicts(
             context.instance,
             feed,
             lake,
             result,
             partition_key=partition_key,
-            landing_rows=batch.num_rows,
-        ),
-    )
+            landing_rows=quality.kept.num_rows,
+            expectations=quality.outcomes,
+        )
+    metadata.update(load_cost(lake, feed, landing, watch, result, partition_key=partition_key))
+    return _Merged(partition_key=partition_key, result=result, metadata=metadata, verdicts=verdicts)

@@ -27,6 +27,7 @@ from upsert_pipeline.landing.layout import (
     LandingLayout,
     missing_placeholder,
 )
+from upsert_pipeline.quality import Expectation, InvalidRuleError, OnFail, parse_rule
 
 COMPONENT_TYPE = "upsert_pipeline.components.FeedComponent"
 """The ``type:`` of a feed's ``defs.yaml``."""
@@ -124,6 +125,8 @@ class Feed:
         landing: Where its partitions' files land and in which format; ``None`` for the
             default, ``<landing>/<name>/<YYYY-MM-DD>.parquet`` (see ``layout``).
         partitions: Its partitions' start, cadence and timezone.
+        expectations: Quality rules evaluated on each batch before the merge
+            (``upsert_pipeline.quality``).
     """
 
     name: str
@@ -134,6 +137,7 @@ class Feed:
     evolve_schema: bool = True
     landing: LandingLayout | None = None
     partitions: Partitioning = field(default=DEFAULT_PARTITIONING)
+    expectations: tuple[Expectation, ...] = ()
 
     @property
     def layout(self) -> LandingLayout:
@@ -288,6 +292,43 @@ def cross_field_problems(
     return problems
 
 
+class ExpectationModel(_Model):
+    """A quality rule evaluated on each batch before the merge (see ``upsert_pipeline.quality``).
+
+    A rule that evaluates to NULL passes, as in a SQL ``CHECK`` constraint.
+    """
+
+    name: str = Field(description="The rule's name; its asset check is expect_<name>.")
+    rule: str = Field(description="A SQL boolean expression over the feed's columns.")
+    on_fail: Literal["warn", "drop", "quarantine", "fail"] = Field(
+        default="warn",
+        description="warn: merge and count; drop: leave the row out; quarantine: leave it out "
+        "and write it to <lake>/<feed>__quarantine; fail: refuse the batch.",
+    )
+    tolerance: float = Field(
+        default=0.0,
+        description="Failing fraction tolerated (0 to 1): above it the check fails (and fail "
+        "refuses).",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                f"expectation name {value!r} must be an identifier (letters, digits, _), e.g. "
+                "name: non_negative_amount"
+            )
+        return value
+
+    @field_validator("tolerance")
+    @classmethod
+    def _fraction(cls, value: float) -> float:
+        if not 0 <= value <= 1:
+            raise ValueError(f"tolerance {value} must be a fraction from 0 to 1, e.g. 0.01")
+        return value
+
+
 class FeedModel(_Model):
     """The feed attributes of a ``defs.yaml``: what lands, how it is keyed and partitioned."""
 
@@ -307,6 +348,9 @@ class FeedModel(_Model):
     )
     landing: LandingModel = Field(default_factory=LandingModel)
     partitions: PartitionsModel = Field(default_factory=PartitionsModel)
+    expectations: list[ExpectationModel] = Field(
+        default_factory=list, description="Quality rules evaluated on each batch before the merge."
+    )
 
     @model_validator(mode="after")
     def _columns_cover_keys_and_partition(self) -> FeedModel:
@@ -323,15 +367,31 @@ class FeedModel(_Model):
             raise ValueError("\n".join(problems))
         return self
 
-    @property
-    def feed(self) -> Feed:
-        """The typed spec the rest of the package works with."""
-        schema = pa.schema(
+    @model_validator(mode="after")
+    def _expectations_parse(self) -> FeedModel:
+        names = [expectation.name for expectation in self.expectations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"expectations: duplicate names in {names}")
+        schema = self._schema()
+        for expectation in self.expectations:
+            try:
+                parse_rule(expectation.rule, schema)
+            except InvalidRuleError as error:
+                raise ValueError(f"expectation {expectation.name!r}: {error}") from error
+        return self
+
+    def _schema(self) -> pa.Schema:
+        return pa.schema(
             [
                 pa.field(column.name, arrow_type(column.type), nullable=column.nullable)
                 for column in self.columns
             ]
         )
+
+    @property
+    def feed(self) -> Feed:
+        """The typed spec the rest of the package works with."""
+        schema = self._schema()
         landing = None
         if self.landing != LandingModel():
             csv = self.landing.csv or CsvModel()
@@ -349,6 +409,15 @@ class FeedModel(_Model):
             evolve_schema=self.evolve_schema,
             landing=landing,
             partitions=self.partitions.partitioning(),
+            expectations=tuple(
+                Expectation(
+                    name=expectation.name,
+                    rule=expectation.rule,
+                    on_fail=OnFail(expectation.on_fail),
+                    tolerance=expectation.tolerance,
+                )
+                for expectation in self.expectations
+            ),
         )
 
 

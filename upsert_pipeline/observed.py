@@ -15,8 +15,15 @@ import dagster as dg
 from deltalake.exceptions import TableNotFoundError
 
 from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.delta.commit_files import recorded_times
 from upsert_pipeline.delta.observe import DEFAULT_MAX_COMMITS, ObservedCommit, observe_commits
 from upsert_pipeline.delta.storage import storage_options_for
+from upsert_pipeline.load_metadata import (
+    partition_profiles_table,
+    profile_metadata,
+    schema_change_metadata,
+)
+from upsert_pipeline.metadata import column_schema
 
 # An observable source asset is what Dagster offers for a table it does not write: observations,
 # a data version per commit. It is marked beta in 1.13 and warns each time one is built; chosen on
@@ -63,6 +70,7 @@ def commit_metadata(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
             metadata[key] = dg.MetadataValue.int(value)
     if observed.table_rows is not None:
         metadata[keys.ROW_COUNT] = dg.MetadataValue.int(observed.table_rows)
+    metadata.update(commit_facts(observed))
     if observed.partition_rows:
         metadata[keys.PARTITION_ROW_COUNTS] = dg.MetadataValue.table(
             records=[
@@ -71,6 +79,40 @@ def commit_metadata(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
             ],
             schema=_PARTITION_ROWS_SCHEMA,
         )
+    return metadata
+
+
+def commit_facts(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
+    """Beyond counts, where the foreign commit and the log hold it: the schema change (with the
+    schema before and after), the table's profile at the version, the bytes and files the
+    commit added and removed, and the phase times its writer recorded (Spark's and delta-rs's
+    ``executionTimeMs`` / ``scanTimeMs`` / ``rewriteTimeMs``)."""
+    metadata: dict[str, dg.MetadataValue] = {}
+    if observed.schema is not None:
+        metadata.update(schema_change_metadata(observed.schema_changes, observed.schema_before))
+        metadata[keys.COLUMN_SCHEMA] = dg.MetadataValue.table_schema(column_schema(observed.schema))
+    if observed.profile is not None:
+        metadata.update(profile_metadata(observed.profile))
+    if observed.partition_profiles:
+        metadata[keys.PARTITIONS_PROFILE] = partition_profiles_table(observed.partition_profiles)
+    times = recorded_times(observed.commit.metrics)
+    for name, key in (
+        ("execution_ms", keys.COST_MERGE_EXECUTION_MS),
+        ("scan_ms", keys.COST_MERGE_SCAN_MS),
+        ("rewrite_ms", keys.COST_MERGE_REWRITE_MS),
+    ):
+        if name in times:
+            metadata[key] = dg.MetadataValue.int(times[name])
+    files = observed.files
+    if files is not None:
+        metadata[keys.COST_BYTES_WRITTEN] = dg.MetadataValue.int(files.bytes_added)
+        metadata[keys.COST_COMMIT_FILES_ADDED] = dg.MetadataValue.int(files.files_added)
+        metadata[keys.COST_COMMIT_FILES_REMOVED] = dg.MetadataValue.int(files.files_removed)
+        metadata[keys.COST_DELETION_VECTORS_UPDATED] = dg.MetadataValue.int(
+            files.deletion_vectors_updated
+        )
+        if files.bytes_removed is not None:
+            metadata[keys.COST_BYTES_REMOVED] = dg.MetadataValue.int(files.bytes_removed)
     return metadata
 
 

@@ -24,7 +24,7 @@ import dagster as dg
 
 from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.checks.evaluations import latest_target, partition_evaluation
-from upsert_pipeline.checks.judges import Verdict, judge_not_empty
+from upsert_pipeline.checks.judges import VOLUME_BAND, Verdict, VolumeBand, judge_not_empty
 from upsert_pipeline.checks.names import NOT_EMPTY, VOLUME_WITHIN_HISTORY
 from upsert_pipeline.checks.wiring import recorded_ints, volume_verdict
 from upsert_pipeline.delta import UpsertResult
@@ -78,6 +78,7 @@ class Recorder:
         standalone_specs: The standalone checks selected in the run (``standalone_specs``).
         checked_through: ``recovery/log_checked_through`` of every materialization it records.
         run_id: The run recording (whose commits carry it).
+        band: The feed's thresholds of ``volume_within_history``.
     """
 
     instance: dg.DagsterInstance
@@ -86,6 +87,7 @@ class Recorder:
     standalone_specs: list[dg.AssetCheckSpec]
     checked_through: int
     run_id: str
+    band: VolumeBand = VOLUME_BAND
 
     def record(
         self,
@@ -118,7 +120,7 @@ class Recorder:
             yield partition_evaluation(spec, partition_key, verdicts[spec.name], target)
         for spec in self.standalone_specs:
             if spec.name == VOLUME_WITHIN_HISTORY:
-                verdict, _ = volume_verdict(self.instance, asset_key, partition_key)
+                verdict, _ = volume_verdict(self.instance, asset_key, partition_key, self.band)
             else:
                 verdict = judge_not_empty(
                     result.after, partitioned=self.feed.partition_column is not None

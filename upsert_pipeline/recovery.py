@@ -27,6 +27,8 @@ import dagster as dg
 from pydantic import Field
 
 from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline.checks.judges import Severity, Verdict
+from upsert_pipeline.checks.names import expectation_check
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts, recorded_ints
 from upsert_pipeline.delta.history import Commit
 from upsert_pipeline.delta.recovery import committed_result, pipeline_commits
@@ -203,6 +205,15 @@ def recover_events(
             partition_key=partition_key,
             landing_rows=result.source_rows,
         )
+        # The expectations were counted on the dead run's batch in memory: the log does not
+        # hold their counts, so each rule's verdict on a recovered commit is "unknown".
+        for expectation in feed.expectations:
+            verdicts[expectation_check(expectation.name)] = Verdict(
+                False,
+                Severity.WARN,
+                f"unknown: run {commit.run_id} died before recording the counts of rule "
+                f"{expectation.name!r}; the Delta log does not hold them",
+            )
         metadata = upsert_metadata(result, table_name=feed.name, schema=feed.schema)
         # How many of the batch's rows were tombstones is not in the log.
         del metadata[keys.TOMBSTONES]

@@ -207,6 +207,7 @@ class DeltaMergeResource(_AllowListedResource):
         allow_empty_snapshot: bool = False,
         evolve_schema: bool = False,
         required_columns: Sequence[str] | None = None,
+        profile: bool = False,
     ) -> UpsertResult:
         """Upserts ``batch`` into ``table``; see ``upsert_pipeline.delta.upsert``.
 
@@ -229,6 +230,7 @@ class DeltaMergeResource(_AllowListedResource):
             allow_empty_snapshot=allow_empty_snapshot,
             evolve_schema=evolve_schema,
             required_columns=required_columns,
+            profile=profile,
         )
 
     def partition_row_counts(

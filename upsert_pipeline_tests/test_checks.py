@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import dagster as dg
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable, write_deltalake
@@ -19,7 +20,7 @@ from upsert_pipeline.checks import (
     Severity,
 )
 from upsert_pipeline.checks.judges import judge_reconcile
-from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED
+from upsert_pipeline.checks.names import ROW_COUNTS_UNCHANGED, expectation_check
 from upsert_pipeline.definitions import CHECK_JOB, build_definitions, defs, feed_definitions
 from upsert_pipeline.delta import RowCounts, UpsertResult
 from upsert_pipeline.sample_data import generate
@@ -352,10 +353,40 @@ def test_freshness_is_a_policy_the_daemon_judges_never_a_check_in_a_run(resource
         VOLUME_WITHIN_HISTORY,
         NOT_EMPTY,
         ROW_COUNTS_UNCHANGED,  # the maintenance assets' (maintain_lake)
+        # one per expectation of the orders YAML
+        expectation_check("non_negative_amount"),
+        expectation_check("known_status"),
     }
     # What a UI materialization of the asset runs: the asset and every check of it.
     result = _materialize(
         resources, instance, "2026-11-02", assets=[orders, *feed_checks("orders")]
     )
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 4 and all(e.passed for e in evaluations)
+    assert len(evaluations) == 6 and all(e.passed for e in evaluations)
+
+
+def test_volume_history_counts_each_day_once_however_often_it_was_rerun(
+    resources, instance, eight_days
+):
+    for day in range(1, 6):
+        _materialize(
+            resources, instance, f"2026-11-0{day}", assets=[orders, *feed_checks("orders")]
+        )
+    # Day 5 re-delivered with changes and loaded twice more: still one day of history.
+    batch = pq.read_table(eight_days / "orders" / "2026-11-05.parquet")
+    for status in ("paid", "shipped"):
+        pq.write_table(
+            batch.set_column(3, "status", pa.array([status] * batch.num_rows)),
+            eight_days / "orders" / "2026-11-05.parquet",
+        )
+        rerun = _materialize(
+            resources, instance, "2026-11-05", assets=[orders, *feed_checks("orders")]
+        )
+        # Its own earlier loads are not its history: days 1-4.
+        assert _values(_evaluation(rerun, VOLUME_WITHIN_HISTORY))["history"] == 4
+
+    result = _materialize(
+        resources, instance, "2026-11-06", assets=[orders, *feed_checks("orders")]
+    )
+
+    assert _values(_evaluation(result, VOLUME_WITHIN_HISTORY))["history"] == 5

@@ -12,6 +12,7 @@ from upsert_pipeline.checks.judges import (
     judge_out_of_band,
     judge_reconcile,
     judge_volume,
+    one_per_partition,
 )
 from upsert_pipeline.delta.history import Commit
 from upsert_pipeline.feeds import ORDERS
@@ -187,3 +188,12 @@ def test_pipeline_commits_with_spark_metrics_count_toward_rows_before():
         ORDERS, result, partition_key="2026-11-02", previous=PREVIOUS, commits=commits
     )
     assert verdict.passed and verdict.metadata["expected_rows_before"] == 12
+
+
+def test_one_per_partition_keeps_each_days_newest_and_leaves_the_judged_day_out():
+    history = [("d3", _day(1)), ("d2", _day(2)), ("d3", _day(3)), ("d1", _day(4)), ("d4", _day(5))]
+
+    kept = one_per_partition(history, judged="d4", limit=30)
+
+    assert kept == [_day(1), _day(2), _day(4)]
+    assert one_per_partition(history, judged="d9", limit=2) == [_day(1), _day(2)]

@@ -20,6 +20,7 @@ from upsert_pipeline.checks import (
     NOT_EMPTY,
     VOLUME_WITHIN_HISTORY,
 )
+from upsert_pipeline.checks.names import expectation_check
 from upsert_pipeline.feeds import ORDERS
 from upsert_pipeline.resources import LAKE_URI_ENV, LANDING_URI_ENV, LandingResource
 from upsert_pipeline_tests.conftest import (
@@ -203,7 +204,9 @@ def test_a_backfill_launched_as_the_ui_does_is_one_run_recording_every_day_and_c
             for day in BACKFILL_DAYS
         }
 
-    checks = {COUNTS_RECONCILE, NO_OUT_OF_BAND_WRITES, NOT_EMPTY, VOLUME_WITHIN_HISTORY}
+    checks = {COUNTS_RECONCILE, NO_OUT_OF_BAND_WRITES, NOT_EMPTY, VOLUME_WITHIN_HISTORY} | {
+        expectation_check(rule.name) for rule in ORDERS.expectations
+    }
     for day in BACKFILL_DAYS:
         [record] = recorded[day]
         assert record.run_id == run_id

@@ -119,6 +119,8 @@ def test_the_fork_is_a_partitioned_asset_with_the_same_checks_and_counts(forked)
         == orders["checks"]
         == [
             "counts_reconcile",
+            "expect_known_status",  # the orders YAML's expectations, forked with it
+            "expect_non_negative_amount",
             "no_out_of_band_writes",
             "not_empty",
             "volume_within_history",

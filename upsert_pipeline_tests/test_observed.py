@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
@@ -55,6 +56,18 @@ def test_the_fixture_commits_are_observed_with_their_counts(tmp_path, instance):
     assert sorted(by_version) == list(range(26)) and len(observed) == 26
     merge_18, merge_22 = by_version[18], by_version[22]
     assert merge_18[keys.OPERATION] == merge_22[keys.OPERATION] == "MERGE"
+    # What Databricks recorded the merge cost, and what its add actions wrote.
+    assert (
+        merge_18[keys.COST_MERGE_EXECUTION_MS],
+        merge_18[keys.COST_MERGE_SCAN_MS],
+        merge_18[keys.COST_MERGE_REWRITE_MS],
+    ) == (2281, 935, 1290)
+    # One file written (numTargetBytesAdded: 1072); the other add re-adds a file with its new
+    # deletion vector, which wrote no data file.
+    assert merge_18[keys.COST_COMMIT_FILES_ADDED] == 1
+    assert merge_18[keys.COST_BYTES_WRITTEN] == 1072
+    assert merge_18[keys.COST_COMMIT_FILES_REMOVED] == 0
+    assert merge_18[keys.COST_DELETION_VECTORS_UPDATED] == 1
     assert (
         merge_18[keys.COMMIT_ROWS_INSERTED],
         merge_18[keys.COMMIT_ROWS_UPDATED],
@@ -180,3 +193,62 @@ def test_a_table_dropped_and_created_again_at_the_uri_is_observed_from_its_first
     assert {o[keys.TABLE_ID] for o in observed} == {DeltaTable(uri).metadata().id} != {old_id}
     assert observed[-1][keys.RECREATED] is True
     assert observed[-1][keys.ROW_COUNT] == 2 * new_versions
+
+
+def test_a_foreign_commit_that_changes_the_schema_is_observed_with_before_and_after(
+    tmp_path, instance
+):
+    uri = str(tmp_path / "foreign")
+    write_deltalake(uri, pa.table({"id": pa.array([1, 2], pa.int32()), "v": ["a", None]}))
+    asset = build_observed_table("foreign", uri)
+    _observe(asset, instance)
+    # Another engine widens id and adds a column, overwriting the table.
+    wider = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "v": ["a", "b", "c"], "w": [1.0] * 3})
+    write_deltalake(uri, wider, mode="overwrite", schema_mode="overwrite")
+
+    _observe(asset, instance)
+
+    first, latest = _recorded(instance, "foreign")
+    assert first[keys.SCHEMA_CHANGED] is False and keys.SCHEMA_CHANGES not in first
+    assert latest[keys.SCHEMA_CHANGED] is True
+    assert latest[keys.SCHEMA_CHANGES] == ["added w: double", "type of id: int32 -> int64"]
+    assert [c.type for c in latest[keys.SCHEMA_BEFORE].columns] == ["int32", "string"]
+    assert [c.name for c in latest[keys.COLUMN_SCHEMA].columns] == ["id", "v", "w"]
+    # Its cost, from its own commit file: it wrote one file and removed the first commit's.
+    assert latest[keys.COST_BYTES_REMOVED] == first[keys.COST_BYTES_WRITTEN] > 0
+    assert latest[keys.COST_COMMIT_FILES_REMOVED] == 1
+    # The profile of the version it wrote: v has no nulls any more.
+    assert first["profile/v/null_fraction"] == 0.5
+    assert latest["profile/v/null_fraction"] == 0.0
+
+
+def test_observing_a_table_with_deletion_vectors_profiles_bounds_not_numbers(tmp_path, instance):
+    uri = copy_fixture("table-with-dv-small", tmp_path)
+
+    _observe(build_observed_table("dv", uri), instance)
+
+    latest = _recorded(instance, "dv")[-1]
+    [row] = latest["profile/columns"].records
+    assert (row.data["nulls"], row.data["min_max"]) == ("bound", "bound")
+    assert "profile/value/null_fraction" not in latest
+    assert latest["profile/files_with_deletion_vectors"] == 1
+
+
+def test_a_foreign_commit_is_profiled_for_the_partitions_it_touched(tmp_path, instance):
+    uri = str(tmp_path / "events")
+    first = pa.table({"day": ["2026-11-01"] * 3, "v": [1, None, 3]})
+    write_deltalake(uri, first, partition_by=["day"])
+    second = pa.table({"day": ["2026-11-02"] * 4, "v": [None, None, 7, 8]})
+    write_deltalake(uri, second, partition_by=["day"], mode="append")
+
+    _observe(build_observed_table("events", uri), instance)
+
+    _, appended = _recorded(instance, "events")
+    rows = [record.data for record in appended["profile/partition_columns"].records]
+    assert {row["partition"] for row in rows} == {"day=2026-11-02"}
+    [v] = [row for row in rows if row["column"] == "v"]
+    assert (v["null_count"], v["min"], v["max"], v["nulls"]) == (2, "7", "8", "exact")
+    assert v["null_fraction"] == 0.5
+    # The table's profile covers both partitions.
+    [table_v] = [r.data for r in appended["profile/columns"].records if r.data["column"] == "v"]
+    assert (table_v["null_count"], table_v["min"], table_v["max"]) == (3, "1", "8")

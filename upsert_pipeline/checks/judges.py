@@ -16,6 +16,7 @@ from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.delta import RowCounts, UpsertResult
 from upsert_pipeline.delta.history import Commit, net_rows
 from upsert_pipeline.feeds import Feed
+from upsert_pipeline.quality import OnFail, RuleOutcome
 
 MetadataScalar = int | float | str
 """A verdict's metadata value: ints are counts (plotted by the UI), strings are text."""
@@ -373,3 +374,69 @@ def judge_not_empty(counts: RowCounts, *, partitioned: bool) -> Verdict:
     elif rows == 0:
         description = "no rows"
     return Verdict(bool(rows), Severity.ERROR, description, metadata)
+
+
+def judge_expectation(outcome: RuleOutcome) -> Verdict:
+    """Judges one expectation on one batch: its failing fraction within the rule's tolerance.
+
+    A rule that refuses the batch (``fail``) is judged ERROR; the others (the batch was merged,
+    minus the dropped or quarantined rows) WARN.
+
+    Example:
+        >>> judge_expectation(outcome).metadata["failing"]
+        2
+    """
+    expectation = outcome.expectation
+    severity = Severity.ERROR if expectation.on_fail is OnFail.FAIL else Severity.WARN
+    metadata: dict[str, MetadataScalar] = {
+        "rows": outcome.rows,
+        "passing": outcome.passing,
+        "failing": outcome.failing,
+        "null": outcome.null,
+        "failing_fraction": outcome.failing_fraction,
+        "tolerance": expectation.tolerance,
+        "on_fail": expectation.on_fail.value,
+    }
+    if outcome.within_tolerance:
+        return Verdict(True, severity, None, metadata)
+    return Verdict(
+        False,
+        severity,
+        f"{outcome.failing} of {outcome.rows} rows fail {expectation.rule!r} "
+        f"({outcome.failing_fraction:.2%} > tolerated {expectation.tolerance:.2%}); "
+        f"on_fail={expectation.on_fail.value}",
+        metadata,
+    )
+
+
+def one_per_partition(
+    history: Sequence[tuple[str | None, Mapping[str, int]]],
+    *,
+    judged: str | None,
+    limit: int,
+) -> list[Mapping[str, int]]:
+    """The volume history with each partition counted once: its newest materialization only,
+    and none of the judged partition's own (a re-run or recovery of a day is not a second day of
+    history). Up to ``limit``, newest first.
+
+    Args:
+        history: ``(partition, counts)`` of earlier materializations, newest first.
+        judged: The partition being judged.
+        limit: How many partitions' counts to keep.
+
+    Example:
+        >>> one_per_partition([("d2", {"n": 5}), ("d1", {"n": 4}), ("d2", {"n": 9})],
+        ...     judged="d3", limit=30)
+        [{'n': 5}, {'n': 4}]
+    """
+    seen: set[str] = set()
+    kept: list[Mapping[str, int]] = []
+    for partition, counts in history:
+        if partition is not None and (partition == judged or partition in seen):
+            continue
+        if partition is not None:
+            seen.add(partition)
+        kept.append(counts)
+        if len(kept) == limit:
+            break
+    return kept

@@ -10,3 +10,10 @@ NOT_EMPTY = "not_empty"
 """Standalone: the partition (or the table) holds rows, by the log's numRecords."""
 ROW_COUNTS_UNCHANGED = "row_counts_unchanged"
 """Inline on maintain_lake: compaction and vacuum changed no row count (table and partitions)."""
+EXPECTATION_PREFIX = "expect_"
+"""Inline, one per expectation of the feed: ``expect_<rule>``, judged from the rule's counts."""
+
+
+def expectation_check(rule: str) -> str:
+    """The check name of the expectation ``rule``, e.g. ``expect_non_negative_amount``."""
+    return f"{EXPECTATION_PREFIX}{rule}"

@@ -10,7 +10,7 @@ partition of its run (one, or a backfill's range) and records a verdict per part
 """
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
@@ -32,21 +32,25 @@ from upsert_pipeline.checks.judges import (
     Severity,
     Verdict,
     VolumeBand,
+    judge_expectation,
     judge_not_empty,
     judge_out_of_band,
     judge_reconcile,
     judge_volume,
+    one_per_partition,
 )
 from upsert_pipeline.checks.names import (
     COUNTS_RECONCILE,
     NO_OUT_OF_BAND_WRITES,
     NOT_EMPTY,
     VOLUME_WITHIN_HISTORY,
+    expectation_check,
 )
 from upsert_pipeline.delta import UpsertResult, read_row_counts
 from upsert_pipeline.delta.history import HistoryUnavailableError, commits_between
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.partitions import feed_partitions, partition_scope
+from upsert_pipeline.quality import RuleOutcome
 from upsert_pipeline.resources import DeltaMergeResource
 
 # Every check here is partitioned like its asset, so the UI shows a verdict per partition. In
@@ -59,6 +63,10 @@ warnings.filterwarnings(
     message=r"Specifying a partitions_def on an AssetCheckSpec",
     category=dg.PreviewWarning,
 )
+
+
+_RERUN_HEADROOM = 4
+"""Records read per partition of the volume band, to leave re-runs out and still fill it."""
 
 
 def check_result(verdict: Verdict, *, check_name: str | None = None) -> dg.AssetCheckResult:
@@ -106,6 +114,19 @@ def inline_check_specs(feed: Feed) -> list[dg.AssetCheckSpec]:
                 "table, and the rows it held before this merge are what was recorded then."
             ),
         ),
+        *(
+            dg.AssetCheckSpec(
+                expectation_check(expectation.name),
+                asset=feed.name,
+                partitions_def=feed_partitions(feed.partitions),
+                description=(
+                    f"Rows of the landed batch failing {expectation.rule!r} (a NULL passes) are "
+                    f"at most {expectation.tolerance:.2%}; failing rows: "
+                    f"{expectation.on_fail.value}."
+                ),
+            )
+            for expectation in feed.expectations
+        ),
     ]
 
 
@@ -128,6 +149,7 @@ def inline_verdicts(
     *,
     partition_key: str,
     landing_rows: int,
+    expectations: Sequence[RuleOutcome] = (),
 ) -> dict[str, Verdict]:
     """The inline checks' verdicts on one partition's merge, by check name; judged before the
     materialization is recorded (the previous one is what ``no_out_of_band_writes`` compares)."""
@@ -156,6 +178,10 @@ def inline_verdicts(
         NO_OUT_OF_BAND_WRITES: judge_out_of_band(
             feed, result, partition_key=partition_key, previous=previous, commits=commits
         ),
+        **{
+            expectation_check(outcome.expectation.name): judge_expectation(outcome)
+            for outcome in expectations
+        },
     }
 
 
@@ -173,15 +199,18 @@ def volume_verdict(
     if not mine:
         missing = f"partition {partition_key} has no materialization to judge"
         return Verdict(False, Severity.WARN, missing), None
+    # Each day counts once in the history (its newest load) and the judged day's own earlier
+    # loads not at all: read enough records to fill the band despite re-runs.
     earlier = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, before_storage_id=mine[0].storage_id),
-        limit=band.history,
+        limit=band.history * _RERUN_HEADROOM,
     ).records
-    verdict = judge_volume(
-        recorded_ints(mine[0].asset_materialization),
-        [recorded_ints(record.asset_materialization) for record in earlier],
-        band,
+    history = one_per_partition(
+        [(record.partition_key, recorded_ints(record.asset_materialization)) for record in earlier],
+        judged=partition_key,
+        limit=band.history,
     )
+    verdict = judge_volume(recorded_ints(mine[0].asset_materialization), history, band)
     return verdict, target_of(mine[0])
 
 

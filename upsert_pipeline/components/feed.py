@@ -57,7 +57,9 @@ class FeedComponent(dg.Component, FeedSpec, dg.Resolvable):
         """The feed's asset and standalone checks and, if it declares a schedule or a landing
         sensor, its job ``ingest_<feed>`` and those."""
         feed = self.feed
-        asset = build_upsert_asset(feed, freshness_policy=self.freshness_policy())
+        asset = build_upsert_asset(
+            feed, freshness_policy=self.freshness_policy(), volume_band=self.volume_band
+        )
         checks = build_standalone_checks(feed, self.volume_band)
         if self.schedule is None and self.sensor is None:
             return dg.Definitions(assets=[asset], asset_checks=checks)

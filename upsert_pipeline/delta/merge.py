@@ -39,6 +39,7 @@ from upsert_pipeline.delta.predicates import (
     tombstone_predicate,
     upsert_rows_predicate,
 )
+from upsert_pipeline.delta.profile import snapshot_profiles
 from upsert_pipeline.delta.result import PartitionValue, UpsertResult
 from upsert_pipeline.delta.retry import (
     RetryPolicy,
@@ -100,6 +101,7 @@ class _Merge:
     snapshot: bool
     evolve_schema: bool
     required_columns: frozenset[str] | None
+    profile: bool = False
 
     def _required(self, table_schema: pa.Schema) -> frozenset[str] | None:
         """The table's columns the batch must carry; ``None`` for all of them.
@@ -157,8 +159,15 @@ class _Merge:
                 app_transactions=transactions,
             ),
         )
+        started = time.perf_counter()
         metrics = self._clauses(merger, source, added).execute()
+        execute_ms = round((time.perf_counter() - started) * 1000)
         after = snapshot_counts(table, self.partition)
+        profiles = (
+            tuple(snapshot_profiles(table, [self.partition, None] if self.partition else [None]))
+            if self.profile
+            else ()
+        )
 
         source_rows = int(metrics["num_source_rows"]) - absent
         inserted = int(metrics["num_target_rows_inserted"])
@@ -193,6 +202,9 @@ class _Merge:
             columns_added=added if committed else (),
             columns_filled=filled,
             schema=pa.schema(table.schema().to_arrow()) if committed else table_schema,
+            schema_before=table_schema,
+            execute_ms=execute_ms,
+            profiles=profiles,
         )
 
     def _clauses(
@@ -243,6 +255,7 @@ def upsert(
     allow_empty_snapshot: bool = False,
     evolve_schema: bool = False,
     required_columns: Sequence[str] | None = None,
+    profile: bool = False,
 ) -> UpsertResult:
     """MERGEs ``batch`` into the Delta table at ``table_uri`` and reports what the commit did.
 
@@ -296,6 +309,8 @@ def upsert(
             them that the batch lacks (gained by schema evolution) is null in its rows. By
             default (``None``): every not-null column with ``evolve_schema``, since a table
             that evolves may have gained any nullable one; every column of the table without.
+        profile: Also profile the snapshot after the merge (``UpsertResult.profiles``, see
+            ``upsert_pipeline.delta.profile``), from the add actions already in memory.
 
     A batch may carry the control column ``_op`` (see ``upsert_pipeline.delta.operations``):
     ``'D'`` deletes the row with that key, anything else upserts it; ``_op`` is never written.
@@ -346,6 +361,7 @@ def upsert(
         snapshot=snapshot,
         evolve_schema=evolve_schema,
         required_columns=None if required_columns is None else frozenset(required_columns),
+        profile=profile,
     )
 
     options = dict(storage_options) if storage_options else None

@@ -10,13 +10,18 @@ without metrics has unknown counts (``None``), never zeros.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import pyarrow as pa
 from deltalake import DeltaTable
 
+from upsert_pipeline.delta.commit_files import CommitFiles, read_commit_files
 from upsert_pipeline.delta.counts import snapshot_counts
 from upsert_pipeline.delta.history import Commit, RowChanges, read_commits, row_changes
 from upsert_pipeline.delta.partition_counts import partition_row_counts
+from upsert_pipeline.delta.profile import Profile, snapshot_profiles
+from upsert_pipeline.delta.result import PartitionValue
+from upsert_pipeline.delta.schema_changes import SchemaChanges, schema_changes
 
 DEFAULT_MAX_COMMITS = 100
 """The most commits one observation records; older unseen ones are skipped (and listed)."""
@@ -35,6 +40,14 @@ class ObservedCommit:
         files_without_stats: Data files at this version without ``numRecords``.
         partition_rows: Live rows of each partition at this version, by label
             (``order_date=2026-11-02``); ``{}`` for an unpartitioned table.
+        schema: The table's schema at this version.
+        schema_changes: How the commit changed the schema (empty when it did not, or when the
+            version before is not known).
+        schema_before: The schema at the version before, when the commit changed it.
+        profile: The table's column profile at this version, from its add actions.
+        partition_profiles: The profile of each partition the commit touched (its files' partition
+            values), at this version.
+        files: The files and bytes the commit added and removed, from its commit file.
     """
 
     commit: Commit
@@ -43,6 +56,12 @@ class ObservedCommit:
     table_files: int
     files_without_stats: int
     partition_rows: Mapping[str, int | None]
+    schema: pa.Schema | None = None
+    schema_changes: SchemaChanges = field(default_factory=SchemaChanges)
+    schema_before: pa.Schema | None = None
+    profile: Profile | None = None
+    files: CommitFiles | None = None
+    partition_profiles: tuple[Profile, ...] = ()
 
     @property
     def version(self) -> int:
@@ -112,12 +131,27 @@ def observe_commits(
     new_versions = list(range(first, latest + 1))
     skipped = new_versions[: max(0, len(new_versions) - max_commits)]
     records = []
-    for version, commit in read_commits(table_uri, new_versions[len(skipped) :], storage_options):
+    reading = new_versions[len(skipped) :]
+    previous: pa.Schema | None = None
+    if reading and reading[0] > 0:
+        table.load_as_version(reading[0] - 1)
+        previous = _schema(table)
+    for version, commit in read_commits(table_uri, reading, storage_options):
         if commit is None:
             skipped.append(version)
+            previous = None  # the schema before the next commit is unknown
             continue
         table.load_as_version(version)
         counts = snapshot_counts(table)
+        schema = _schema(table)
+        changes = schema_changes(previous, schema)
+        files = read_commit_files(table_uri, version, storage_options=storage_options)
+        touched = _touched(files)
+        try:
+            profile, *partition_profiles = snapshot_profiles(table, [None, *touched])
+        except pa.ArrowException:  # a partition value the log spells unlike its column's type
+            [profile] = snapshot_profiles(table, [None])
+            partition_profiles = []
         records.append(
             ObservedCommit(
                 commit=commit,
@@ -126,8 +160,15 @@ def observe_commits(
                 table_files=counts.table_files,
                 files_without_stats=counts.files_without_stats,
                 partition_rows=partition_row_counts(table),
+                schema=schema,
+                schema_changes=changes,
+                schema_before=previous if changes.schema_changed else None,
+                profile=profile,
+                files=files,
+                partition_profiles=tuple(partition_profiles),
             )
         )
+        previous = schema
     return Observation(
         table_uri=table_uri,
         latest_version=latest,
@@ -136,3 +177,19 @@ def observe_commits(
         table_id=current_id,
         recreated=recreated,
     )
+
+
+def _schema(table: DeltaTable) -> pa.Schema:
+    return pa.schema(table.schema().to_arrow())
+
+
+def _touched(files: CommitFiles | None) -> list[dict[str, PartitionValue]]:
+    """The partitions a commit's files belong to, without null partition values (the profile
+    selects partitions by equality)."""
+    if files is None:
+        return []
+    return [
+        {column: value for column, value in values.items() if value is not None}
+        for values in files.partitions
+        if all(value is not None for value in values.values())
+    ]

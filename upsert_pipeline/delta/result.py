@@ -5,8 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from upsert_pipeline.delta.profile import Profile
 
 PartitionValue = str | int | dt.date
 """A partition column's value: a string, an integer or a date."""
@@ -77,6 +81,12 @@ class UpsertResult:
         columns_filled: Nullable table columns the batch lacked (gained by schema evolution
             after the batch's day), written as null in its rows.
         schema: The table's schema after the upsert, or ``None`` if not read.
+        schema_before: The table's schema in the snapshot the merge read, or ``None``.
+        execute_ms: Wall time of the merge's ``execute()``: delta-rs's ``execution_time_ms``
+            plus the commit (conflict check and log write).
+        profiles: With ``profile=True``, the column profiles of the snapshot after the merge,
+            from the same in-memory add actions the counts come from: the partition's then the
+            table's (the table's alone without a partition); else empty.
     """
 
     table_uri: str
@@ -105,6 +115,9 @@ class UpsertResult:
     columns_added: tuple[str, ...] = ()
     columns_filled: tuple[str, ...] = ()
     schema: pa.Schema | None = None
+    schema_before: pa.Schema | None = None
+    execute_ms: int = 0
+    profiles: tuple[Profile, ...] = ()
 
     @property
     def concurrent_commits(self) -> int:
