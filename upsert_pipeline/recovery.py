@@ -61,8 +61,10 @@ class Recovery:
     """What a run found in the log before its merge.
 
     Attributes:
-        commits: The pipeline commits of the asset recorded nowhere whose run is over.
-        waiting: Unrecorded commits of runs that may still be alive (left to them).
+        commits: The pipeline commits of the asset recorded nowhere whose run is over, each
+            claimed by this run (only it records them).
+        waiting: Unrecorded commits of runs that may still be alive, or claimed by another
+            run that may be (left to them).
         checked_through: Every pipeline commit up to this version is recorded, or in
             ``commits``: the next look at the log starts after it.
     """

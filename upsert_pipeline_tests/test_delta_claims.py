@@ -94,7 +94,10 @@ def test_claims_live_beside_the_table_and_a_vacuum_leaves_them(tmp_path):
     assert os.path.isfile(claim_file)
 
     table = DeltaTable(uri)
-    vacuumed = table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    # ``full``: every file under the table that the log does not name, not only removed ones.
+    vacuumed = table.vacuum(
+        retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True
+    )
     assert vacuumed  # it deleted the rewritten file...
     assert os.path.isfile(claim_file)  # ...and not the claim
     assert all("_upsert_pipeline" not in path for path in table.file_uris())
