@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable
 
-from upsert_pipeline.delta import upsert
+from upsert_pipeline.delta import DisallowedUriError, upsert
 from upsert_pipeline.delta.claims import Claim, RecoveryClaims, claims_uri
 from upsert_pipeline.delta.storage import storage_options_for
 from upsert_pipeline_tests.object_store import keys_under, moto_server, new_bucket, s3_env
@@ -90,6 +90,8 @@ def test_claims_live_beside_the_table_and_a_vacuum_leaves_them(tmp_path):
     claim = RecoveryClaims(uri).claim(1, DEAD, claimant="run", take_over=lambda held: False)
     assert claim is not None
     assert claims_uri(uri) == str(tmp_path / "lake" / "_upsert_pipeline" / "recovery" / "orders")
+    with pytest.raises(DisallowedUriError, match="cannot be named '_upsert_pipeline'"):
+        claims_uri(str(tmp_path / "lake" / "_upsert_pipeline"))
     claim_file = os.path.join(claims_uri(uri), f"{1:020d}-{DEAD}", "0.json")
     assert os.path.isfile(claim_file)
 

@@ -31,6 +31,7 @@ import obstore
 from obstore.exceptions import AlreadyExistsError, PreconditionError
 from obstore.store import LocalStore, ObjectStore
 
+from upsert_pipeline.delta.errors import DisallowedUriError
 from upsert_pipeline.delta.storage import storage_options_for
 from upsert_pipeline.delta.stores import open_store
 from upsert_pipeline.delta.uris import LOCAL_SCHEME, scheme_of
@@ -62,8 +63,14 @@ class Claim:
 
 def claims_uri(table_uri: str) -> str:
     """Where the claims of the table at ``table_uri`` live: ``<lake>/_upsert_pipeline/recovery/
-    <table>``, ``<lake>`` being the folder that holds the table."""
+    <table>``, ``<lake>`` being the folder that holds the table.
+
+    Raises:
+        DisallowedUriError: The table is named like the claims' own folder.
+    """
     parent, _, table = table_uri.rstrip("/").rpartition("/")
+    if table == CLAIMS_FOLDER.partition("/")[0]:
+        raise DisallowedUriError(f"{table_uri}: a table cannot be named {table!r} (the claims)")
     return f"{parent}/{CLAIMS_FOLDER}/{table}"
 
 
