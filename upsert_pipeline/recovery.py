@@ -215,12 +215,16 @@ def find_unrecorded(
             instance, c.run_id, c.timestamp_ms, current_run_id=current_run_id, grace_s=grace_s
         )
     ]
-    claimed, held = _claim(
-        instance,
-        RecoveryClaims(table_uri, options),
-        over,
-        current_run_id=current_run_id,
-        grace_s=grace_s,
+    claimed, held = (
+        _claim(
+            instance,
+            RecoveryClaims(table_uri, options),
+            over,
+            current_run_id=current_run_id,
+            grace_s=grace_s,
+        )
+        if over
+        else ([], [])
     )
     if claimed:
         # Holding the claims: what a previous claimant recorded before it ended is recorded.
