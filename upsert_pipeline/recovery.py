@@ -16,10 +16,23 @@ stays "started" in the instance until run monitoring notices). A younger commit 
 marked started may belong to a live run about to record it: it is left to that run, and the
 watermark ``recovery/log_checked_through`` stays below it so that a later run looks again.
 
+Runs of different partitions of the asset run at once, and each recovers first: two of them can
+find the same dead commit at the same instant. Before recording it a run claims it
+(``delta/claims.py``: a create-only object named by the table, the version and the dead run,
+beside the table), and only the run that created the claim records it; a commit another run holds
+a claim on is left to that run like a live run's commit (the watermark stays below it). A claim
+whose claiming run is itself over (by the same rule as above, the claim's age standing for the
+commit's) is taken over by creating the claim's next generation, again create-only, so one run
+takes it over; holding the claim, the run reads the instance again and records nothing the
+previous claimant recorded before it ended. ``grace_s`` is therefore also how long a live run may
+take between its claim and its record: a run given ``grace_s=0`` takes over any other run's
+claim at once (the operator's ``recover_lake`` when nothing else runs, or tests).
+
 The ``recover_lake`` job does the same for every feed without merging anything.
 """
 
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -30,6 +43,7 @@ from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.checks.judges import Severity, Verdict
 from upsert_pipeline.checks.names import expectation_check
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts, recorded_ints
+from upsert_pipeline.delta.claims import Claim, RecoveryClaims
 from upsert_pipeline.delta.history import Commit
 from upsert_pipeline.delta.recovery import committed_result, pipeline_commits
 from upsert_pipeline.feeds import Feed
@@ -49,8 +63,10 @@ class Recovery:
     """What a run found in the log before its merge.
 
     Attributes:
-        commits: The pipeline commits of the asset recorded nowhere whose run is over.
-        waiting: Unrecorded commits of runs that may still be alive (left to them).
+        commits: The pipeline commits of the asset recorded nowhere whose run is over, each
+            claimed by this run (only it records them).
+        waiting: Unrecorded commits of runs that may still be alive, or claimed by another
+            run that may be (left to them).
         checked_through: Every pipeline commit up to this version is recorded, or in
             ``commits``: the next look at the log starts after it.
     """
@@ -111,15 +127,52 @@ def _checked_through(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> in
 
 
 def _run_is_over(
-    instance: dg.DagsterInstance, commit: Commit, *, current_run_id: str | None, grace_s: float
+    instance: dg.DagsterInstance,
+    run_id: str | None,
+    since_ms: int | None,
+    *,
+    current_run_id: str | None,
+    grace_s: float,
 ) -> bool:
-    if commit.run_id == current_run_id:
+    """Whether run ``run_id``, which did something at ``since_ms`` it has not recorded yet, is
+    over: finished, unknown to the instance, or silent for ``grace_s`` since."""
+    if run_id == current_run_id:
         return False
-    run = instance.get_run_by_id(commit.run_id) if commit.run_id else None
+    run = instance.get_run_by_id(run_id) if run_id else None
     if run is None or run.is_finished:
         return True
-    committed_s = (commit.timestamp_ms or 0) / 1000
-    return time.time() - committed_s >= grace_s
+    return time.time() - (since_ms or 0) / 1000 >= grace_s
+
+
+def _claim(
+    instance: dg.DagsterInstance,
+    claims: RecoveryClaims,
+    commits: Sequence[Commit],
+    *,
+    current_run_id: str | None,
+    grace_s: float,
+) -> tuple[list[Commit], list[Commit]]:
+    """``commits`` split into those this run now holds the claim on and those another run
+    (alive, by ``_run_is_over``) holds."""
+    claimant = current_run_id or f"unknown-{uuid.uuid4()}"
+
+    def claimant_is_over(held: Claim) -> bool:
+        return _run_is_over(
+            instance,
+            held.claimant,
+            held.claimed_at_ms,
+            current_run_id=current_run_id,
+            grace_s=grace_s,
+        )
+
+    mine: list[Commit] = []
+    held: list[Commit] = []
+    for commit in commits:
+        claim = claims.claim(
+            commit.version, str(commit.run_id), claimant=claimant, take_over=claimant_is_over
+        )
+        (mine if claim is not None else held).append(commit)
+    return mine, held
 
 
 def find_unrecorded(
@@ -134,7 +187,8 @@ def find_unrecorded(
 
     Reads the log after the watermark the asset's latest materialization carries (the whole log
     the first time), and the instance's recorded versions only when the log holds any commit
-    of the asset past it.
+    of the asset past it. Claims each commit it returns to recover for ``current_run_id``
+    (``delta/claims.py``); a commit another live run holds the claim on is returned as waiting.
     """
     asset_key = dg.AssetKey(feed.name)
     after = _checked_through(instance, asset_key)
@@ -159,11 +213,31 @@ def find_unrecorded(
     over = [
         c
         for c in unrecorded
-        if _run_is_over(instance, c, current_run_id=current_run_id, grace_s=grace_s)
+        if _run_is_over(
+            instance, c.run_id, c.timestamp_ms, current_run_id=current_run_id, grace_s=grace_s
+        )
     ]
-    waiting = [c for c in unrecorded if c not in over]
+    claimed, held = (
+        _claim(
+            instance,
+            RecoveryClaims(table_uri, options),
+            over,
+            current_run_id=current_run_id,
+            grace_s=grace_s,
+        )
+        if over
+        else ([], [])
+    )
+    if claimed:
+        # Holding the claims: what a previous claimant recorded before it ended is recorded.
+        partitions = sorted({str(c.pipeline_partition) for c in claimed})
+        recorded = recorded_commits(instance, asset_key, partitions)
+        claimed = [
+            c for c in claimed if (str(c.pipeline_partition), c.version, c.run_id) not in recorded
+        ]
+    waiting = [c for c in unrecorded if c not in over] + held
     checked_through = min((c.version for c in waiting), default=latest + 1) - 1
-    return Recovery(over, waiting, max(checked_through, after))
+    return Recovery(claimed, waiting, max(checked_through, after))
 
 
 def recover_events(

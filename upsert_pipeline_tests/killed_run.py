@@ -9,14 +9,22 @@ merge of ``--kill-day`` is wrapped so that, ``before_commit``, the process write
 sleeps before merging, or, ``after_commit``, it merges (the commit lands) and then writes the
 marker and sleeps before the run records anything. The test waits for the marker and kills the
 process: the kill lands at exactly that point. ``--kill-point none`` runs to the end.
+``mid_recovery`` stops the run while it recovers a dead run's commit: after claiming it, before
+recording it (``recovery.committed_result`` wrapped).
+
+``--hold-dir D`` makes the run stop right after its recovery read the instance's records (the
+first ``recovery.recorded_commits``), write ``D/ready-<pid>`` and wait for ``D/go``: two runs so
+held find the same unrecorded commits, then race to recover them once the test writes ``go``.
 
 ``--report`` runs nothing and prints, for each pipeline commit of orders in the log, the
 materializations the instance recorded for it (what the README's "After a crash" shows).
 """
 
 import argparse
+import os
 import time
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -25,13 +33,14 @@ from dagster._core.storage.tags import (
 )
 
 from upsert_pipeline import metadata_keys as keys
+from upsert_pipeline import recovery
 from upsert_pipeline.definitions import feed_definitions
 from upsert_pipeline.delta import merge
 from upsert_pipeline.delta.recovery import pipeline_commits
 from upsert_pipeline.delta.result import UpsertResult
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 
-KILL_POINTS = ("before_commit", "after_commit", "none")
+KILL_POINTS = ("before_commit", "after_commit", "mid_recovery", "none")
 WAIT_S = 600
 
 
@@ -52,6 +61,31 @@ def _install_kill_point(kill_point: str, kill_day: str, marker: Path) -> None:
         return result
 
     merge._Merge.run = run_then_maybe_stop  # type: ignore[method-assign]
+    if kill_point == "mid_recovery":
+        rebuild = recovery.committed_result
+
+        def stop_before_recording(*args: Any, **kwargs: Any) -> UpsertResult:
+            _stop()
+            return rebuild(*args, **kwargs)
+
+        recovery.committed_result = stop_before_recording  # type: ignore[assignment]
+
+
+def _install_hold(hold_dir: Path) -> None:
+    read = recovery.recorded_commits
+    held = []
+
+    def read_then_hold(*args: Any, **kwargs: Any) -> set[tuple[str, int, str]]:
+        records = read(*args, **kwargs)
+        if not held:
+            held.append(True)
+            (hold_dir / f"ready-{os.getpid()}").write_text("")
+            deadline = time.monotonic() + WAIT_S
+            while not (hold_dir / "go").exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return records
+
+    recovery.recorded_commits = read_then_hold  # type: ignore[assignment]
 
 
 def materialize_range(
@@ -130,6 +164,7 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="print what is recorded; run nothing")
     parser.add_argument("--kill-day", default="")
     parser.add_argument("--marker", default="")
+    parser.add_argument("--hold-dir", default="", help="hold after reading the records (see above)")
     args = parser.parse_args()
     if args.report:
         with dg.DagsterInstance.local_temp(tempdir=args.home) as instance:
@@ -137,6 +172,8 @@ def main() -> None:
         return
     if args.kill_point != "none":
         _install_kill_point(args.kill_point, args.kill_day, Path(args.marker))
+    if args.hold_dir:
+        _install_hold(Path(args.hold_dir))
     Path(args.home).mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.local_temp(tempdir=args.home) as instance:
         materialize_range(

@@ -13,8 +13,8 @@ from upsert_pipeline.delta.stores import (
     SINGLE_WRITER_ENV,
     SINGLE_WRITER_OPTION,
     _obstore_settings,
-    _open_store,
     ensure_safe_commits,
+    open_store,
     single_writer,
 )
 from upsert_pipeline.delta.uris import DEFAULT_SCHEMES
@@ -138,7 +138,7 @@ def test_the_probe_gets_delta_rs_options_split_as_obstore_takes_them():
     assert SINGLE_WRITER_OPTION not in config
     assert config["aws_endpoint_url"] == "http://127.0.0.1:9000"
     # Keys only delta-rs knows (its own unsafe-rename switch) do not stop the probe's client.
-    store = _open_store("s3://lake/orders", {**ENV, "AWS_S3_ALLOW_UNSAFE_RENAME": "true"})
+    store = open_store("s3://lake/orders", {**ENV, "AWS_S3_ALLOW_UNSAFE_RENAME": "true"})
     assert isinstance(store, S3Store)
 
 

@@ -116,7 +116,7 @@ def _obstore_settings(
     return config, client
 
 
-def _open_store(table_uri: str, options: Mapping[str, str]) -> ObjectStore:
+def open_store(table_uri: str, options: Mapping[str, str]) -> ObjectStore:
     """The object_store client of the table's prefix, configured as delta-rs's would be.
 
     delta-rs passes options it does not know on and object_store ignores them there; obstore
@@ -163,7 +163,7 @@ def probe_conditional_put(table_uri: str, storage_options: Mapping[str, str]) ->
         obstore.exceptions.BaseError: The store could not be written at all (credentials,
             bucket, network); it names the cause.
     """
-    store = _open_store(table_uri, storage_options)
+    store = open_store(table_uri, storage_options)
     key = f"{PROBE_PREFIX}/{uuid.uuid4()}"
     try:
         try:
