@@ -10,11 +10,13 @@ run's id, the version), with the counts of the commit's own metrics and the log'
 around it. It is an ordinary materialization of its partition: the volume history and the checks
 judge it like any other, and recovering again records nothing twice.
 
-A run counts as over when the instance says it finished (failed, canceled, succeeded), when the
-instance does not know it, or when its commit is older than ``grace_s`` (a run killed by SIGKILL
-stays "started" in the instance until run monitoring notices). A younger commit of a run still
-marked started may belong to a live run about to record it: it is left to that run, and the
-watermark ``recovery/log_checked_through`` stays below it so that a later run looks again.
+A run counts as over when the instance says it finished (failed, canceled, succeeded), or when
+its commit is older than ``grace_s`` (a run killed by SIGKILL stays "started" in the instance
+until run monitoring notices). A younger commit of a run still marked started, or of a run the
+instance does not know (another instance's run writing the same lake, such as a notebook's
+ephemeral ``dg.materialize``), may belong to a live run about to record it: it is left to that
+run, and the watermark ``recovery/log_checked_through`` stays below it so that a later run looks
+again.
 
 Runs of different partitions of the asset run at once, and each recovers first: two of them can
 find the same dead commit at the same instant. Before recording it a run claims it
@@ -135,11 +137,13 @@ def _run_is_over(
     grace_s: float,
 ) -> bool:
     """Whether run ``run_id``, which did something at ``since_ms`` it has not recorded yet, is
-    over: finished, unknown to the instance, or silent for ``grace_s`` since."""
+    over: finished, or silent for ``grace_s`` since (still called started, or unknown to this
+    instance: a run of another instance writing the same lake, such as the ephemeral instance of
+    a notebook's or a test's ``dg.materialize``, may be alive and about to record it)."""
     if run_id == current_run_id:
         return False
     run = instance.get_run_by_id(run_id) if run_id else None
-    if run is None or run.is_finished:
+    if run is not None and run.is_finished:
         return True
     return time.time() - (since_ms or 0) / 1000 >= grace_s
 
