@@ -6,8 +6,9 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
-from upsert_pipeline.checks.evaluations import check_outputs
-from upsert_pipeline.checks.judges import VOLUME_BAND, Verdict, VolumeBand
+from upsert_pipeline.checks.evaluations import check_outputs, partition_evaluation
+from upsert_pipeline.checks.judges import VOLUME_BAND, Verdict, VolumeBand, judge_expectation
+from upsert_pipeline.checks.names import expectation_check
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts
 from upsert_pipeline.cost import EXPECTATIONS, LANDING_READ, RECORDING, UPSERT, Stopwatch
 from upsert_pipeline.delta import UpsertResult
@@ -16,7 +17,7 @@ from upsert_pipeline.feeds import Feed
 from upsert_pipeline.load_facts import load_cost, load_facts
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import feed_partitions, partition_scope
-from upsert_pipeline.quality import evaluate_expectations
+from upsert_pipeline.quality import ExpectationFailedError, evaluate_expectations
 from upsert_pipeline.quarantine import write_quarantine
 from upsert_pipeline.recording import Recorder, standalone_specs
 from upsert_pipeline.recovery import DEFAULT_GRACE_S, find_unrecorded, recover_events
@@ -134,11 +135,29 @@ def build_upsert_asset(
         # Each day recorded and judged as soon as its commit lands (recording.py says why the
         # asset yields no output of its own).
         for partition_key in context.partition_keys:
-            done = _merge(context, config, feed, landing, lake, partition_key)
+            try:
+                done = _merge(context, config, feed, landing, lake, partition_key)
+            except ExpectationFailedError as refused:
+                # Nothing was written, so nothing is materialized; each rule's check still
+                # records its verdict on the refused batch, so the UI says which rule refused it.
+                yield from _refused_verdicts(selected, partition_key, refused)
+                raise
             yield from recorder.record(done.result, partition_key, done.metadata, done.verdicts)
         yield from check_outputs(context.assets_def, [spec.key for spec in selected])
 
     return _upsert_asset
+
+
+def _refused_verdicts(
+    specs: list[dg.AssetCheckSpec], partition_key: str, refused: ExpectationFailedError
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Each selected rule check's verdict on a batch a ``fail`` rule refused (no materialization
+    to point at: the batch was never merged)."""
+    by_check = {expectation_check(o.expectation.name): o for o in refused.outcomes}
+    for spec in specs:
+        if spec.name in by_check:
+            verdict = judge_expectation(by_check[spec.name])
+            yield partition_evaluation(spec, partition_key, verdict, None)
 
 
 def _merge(

@@ -261,6 +261,16 @@ def test_fail_refuses_the_batch_and_changes_nothing(resources, landing_dir, tmp_
         for named in ("'orders'", PARTITION, "non_negative_amount", f"{NEGATIVE} of"):
             assert named in cause.message, named
         assert DeltaTable(table_uri).version() == version
+        # The rule's check records why the partition has no new materialization.
+        [refused] = [
+            e
+            for e in result.get_asset_check_evaluations()
+            if e.check_name == "expect_non_negative_amount" and not e.passed
+        ]
+        assert refused.partition == PARTITION
+        assert refused.severity == dg.AssetCheckSeverity.ERROR
+        assert refused.metadata["failing"].value == NEGATIVE
+        assert refused.target_materialization_data is None
 
 
 def test_a_rule_that_does_not_parse_is_refused_when_the_definitions_load():

@@ -61,12 +61,21 @@ class ExpectationFailedError(ValueError):
     Attributes:
         rule: The rule's name.
         failing: Rows failing it.
+        outcomes: Every rule's counts on the refused batch.
     """
 
-    def __init__(self, message: str, *, rule: str, failing: int) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        rule: str,
+        failing: int,
+        outcomes: tuple[RuleOutcome, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.rule = rule
         self.failing = failing
+        self.outcomes = outcomes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +260,7 @@ def evaluate_expectations(
                 f"{outcome.expectation.tolerance:.2%}); the batch is refused, nothing written",
                 rule=outcome.expectation.name,
                 failing=outcome.failing,
+                outcomes=outcomes,
             )
     # Row masks only for the rules that leave failing rows out, and only if any failed.
     leaving = [
