@@ -2,8 +2,10 @@
 
 import datetime as dt
 import functools
+import zoneinfo
 
 import dagster as dg
+import pyarrow as pa
 
 from upsert_pipeline.delta import PartitionValue
 from upsert_pipeline.feeds import DEFAULT_PARTITIONING, Feed, Partitioning
@@ -50,9 +52,24 @@ def partition_day(partition_key: str, feed: Feed | None = None) -> dt.date:
     return partition_start(feed, partition_key).date()
 
 
+def start_value(feed: Feed, start: dt.datetime) -> PartitionValue:
+    """A partition's start (naive wall-clock time in the feed's timezone) as its partition
+    column holds it: the instant in UTC for a ``timestamp[us, tz=UTC]`` column (Delta Lake stores
+    such partition values in UTC), the wall-clock time for a naive timestamp, else the date."""
+    kind = feed.schema.field(feed.partition_column).type if feed.partition_column else None
+    if kind is not None and pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            return start
+        zone = zoneinfo.ZoneInfo(feed.partitions.timezone)
+        return start.replace(tzinfo=zone).astimezone(dt.UTC)
+    return start.date()
+
+
 def partition_scope(feed: Feed, partition_key: str) -> dict[str, PartitionValue] | None:
-    """The ``{column: start day}`` of a feed's table that a partition key stands for (what its
-    merge is scoped to and its counts are read for), or ``None`` for an unpartitioned table."""
+    """The ``{column: start}`` of a feed's table that a partition key stands for (what its
+    merge is scoped to and its counts are read for), or ``None`` for an unpartitioned table.
+    The start is a date, or for an hourly feed's timestamp column the hour's start
+    (``start_value``)."""
     if feed.partition_column is None:
         return None
-    return {feed.partition_column: partition_day(partition_key, feed)}
+    return {feed.partition_column: start_value(feed, partition_start(feed, partition_key))}

@@ -306,7 +306,7 @@ def test_a_quote_is_doubled_in_the_predicate_text():
     [
         ({"region": ""}, InvalidPartitionValueError),
         ({"region": True}, InvalidPartitionValueError),
-        ({"region": dt.datetime(2026, 11, 2, 1)}, InvalidPartitionValueError),
+        ({"region": dt.time(1)}, InvalidPartitionValueError),
         ({"region": 1.5}, InvalidPartitionValueError),
         ({"region` = 'x' OR 1=1 --": "eu"}, InvalidIdentifierError),
     ],

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 PartitionValue = str | int | dt.date
-"""A partition column's value: a string, an integer or a date."""
+"""A partition column's value: a string, an integer, a date or a timestamp (a datetime)."""
 
 
 @dataclass(frozen=True, kw_only=True)
