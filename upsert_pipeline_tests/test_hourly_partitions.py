@@ -15,8 +15,9 @@ from upsert_pipeline.assets import build_upsert_asset
 from upsert_pipeline.delta import PartitionMismatchError, read_partition_row_counts, upsert
 from upsert_pipeline.delta.partition_counts import partition_row_counts
 from upsert_pipeline.feeds import cross_field_problems
-from upsert_pipeline.partitions import partition_scope
+from upsert_pipeline.partitions import feed_partitions, partition_scope
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
+from upsert_pipeline.sample_feed import write_samples
 from upsert_pipeline_tests.test_landing_layouts import write_feed
 
 CLICKS = """\
@@ -179,3 +180,16 @@ def test_the_partition_column_type_follows_the_cadence(cadence, kind, refused):
     assert bool(problems) == refused
     if refused:
         assert ("timestamp[us, tz=UTC]" if cadence == "hourly" else "date32") in problems[0]
+
+
+def test_sample_data_of_an_hourly_feed_holds_each_hours_start_and_merges(clicks, tmp_path):
+    write_samples(tmp_path / "landing", clicks, partitions=2)
+    landing = LandingResource(uri=str(tmp_path / "landing"))
+    uri = str(tmp_path / "lake" / "clicks")
+    keys = feed_partitions(clicks.partitions).get_partition_keys()[:2]
+    for key in keys:
+        batch = landing.read_batch(clicks, key)
+        scope = partition_scope(clicks, key)
+        assert set(batch["hour"].to_pylist()) == {scope["hour"]}
+        assert upsert(uri, batch, keys=["click_id"], partition=scope).inserted == batch.num_rows
+    assert len(partition_row_counts(DeltaTable(uri))) == 2
