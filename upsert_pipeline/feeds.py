@@ -117,7 +117,7 @@ class Feed:
         partition_column: The column the table is partitioned by and every row's value of
             which must equal the start of its partition: a date32 (the day, the week's first
             day, the month's first) or, for hourly partitions, a timestamp[us, tz=UTC] (the
-            hour's start in UTC) or naive timestamp[us] (its wall-clock start); ``None`` for
+            hour's start in UTC) or naive timestamp[us] (the same, without a zone); ``None`` for
             an unpartitioned table (each partition's batch then upserts into the whole table).
         description: Shown in the Dagster UI.
         evolve_schema: Whether a batch may bring new (nullable) columns, which the merge then
@@ -244,7 +244,7 @@ class PartitionsModel(_Model):
 
 HOURLY_PARTITION_TYPES = ("timestamp[us, tz=UTC]", "timestamp[us,tz=UTC]", "timestamp[us]")
 """The partition column types of an hourly feed: the hour's start in UTC (Delta Lake stores a
-timezone-aware timestamp's partition values in UTC), or as naive wall-clock time."""
+timezone-aware timestamp's partition values in UTC), with or without the zone."""
 
 
 def cross_field_problems(
@@ -283,7 +283,7 @@ def cross_field_problems(
                 problems.append(
                     f"partition_column {partition_column!r} is {columns[partition_column]}; it "
                     "holds each hour's start, so declare it type: timestamp[us, tz=UTC] (or "
-                    "timestamp[us] for wall-clock hours in the feed's timezone)"
+                    "timestamp[us] for the same instant without a zone)"
                 )
         elif columns[partition_column] not in ("date32", "date32[day]"):
             problems.append(

@@ -32,17 +32,28 @@ daily_partitions = feed_partitions(DEFAULT_PARTITIONING)
 The jobs over every feed (``ingest_daily``, ``check_lake``) run on these."""
 
 
+def partition_window_start(feed: Feed, partition_key: str) -> dt.datetime:
+    """The start of a feed's partition, timezone-aware (the second 02:00 of an autumn night is
+    its own instant, keyed ``2026-10-25-02:00+0100`` by Dagster).
+
+    Raises:
+        ValueError: The key is not spelled as the feed's partitions' keys are.
+    """
+    definition = feed_partitions(feed.partitions)
+    start = definition.time_window_for_partition_key(partition_key).start
+    spellings = (start.strftime(definition.fmt), start.strftime(definition.fmt + "%z"))
+    if partition_key not in spellings:  # strptime takes "2026-1-2"
+        raise ValueError(f"{partition_key!r} is not a partition key of {feed.name}")
+    return start
+
+
 def partition_start(feed: Feed, partition_key: str) -> dt.datetime:
     """The wall-clock start (in the feed's timezone, naive) of a feed's partition.
 
     Raises:
         ValueError: The key is not spelled as the feed's partitions' keys are.
     """
-    definition = feed_partitions(feed.partitions)
-    window = definition.time_window_for_partition_key(partition_key)
-    if window.start.strftime(definition.fmt) != partition_key:  # strptime takes "2026-1-2"
-        raise ValueError(f"{partition_key!r} is not a partition key of {feed.name}")
-    return window.start.replace(tzinfo=None)
+    return partition_window_start(feed, partition_key).replace(tzinfo=None)
 
 
 def partition_day(partition_key: str, feed: Feed | None = None) -> dt.date:
@@ -53,15 +64,16 @@ def partition_day(partition_key: str, feed: Feed | None = None) -> dt.date:
 
 
 def start_value(feed: Feed, start: dt.datetime) -> PartitionValue:
-    """A partition's start (naive wall-clock time in the feed's timezone) as its partition
-    column holds it: the instant in UTC for a ``timestamp[us, tz=UTC]`` column (Delta Lake stores
-    such partition values in UTC), the wall-clock time for a naive timestamp, else the date."""
+    """A partition's start as its partition column holds it: the instant in UTC for a timestamp
+    column (timezone-aware for ``timestamp[us, tz=UTC]``, as Delta Lake stores such partition
+    values; naive for ``timestamp[us]``, since wall-clock hours repeat when the clocks go back),
+    else the date. ``start`` is timezone-aware, or naive wall-clock time in the feed's zone."""
     kind = feed.schema.field(feed.partition_column).type if feed.partition_column else None
     if kind is not None and pa.types.is_timestamp(kind):
-        if kind.tz is None:
-            return start
-        zone = zoneinfo.ZoneInfo(feed.partitions.timezone)
-        return start.replace(tzinfo=zone).astimezone(dt.UTC)
+        if start.tzinfo is None:
+            start = start.replace(tzinfo=zoneinfo.ZoneInfo(feed.partitions.timezone))
+        instant = start.astimezone(dt.UTC)
+        return instant if kind.tz is not None else instant.replace(tzinfo=None)
     return start.date()
 
 
@@ -72,4 +84,4 @@ def partition_scope(feed: Feed, partition_key: str) -> dict[str, PartitionValue]
     (``start_value``)."""
     if feed.partition_column is None:
         return None
-    return {feed.partition_column: start_value(feed, partition_start(feed, partition_key))}
+    return {feed.partition_column: start_value(feed, partition_window_start(feed, partition_key))}

@@ -193,3 +193,21 @@ def test_sample_data_of_an_hourly_feed_holds_each_hours_start_and_merges(clicks,
         assert set(batch["hour"].to_pylist()) == {scope["hour"]}
         assert upsert(uri, batch, keys=["click_id"], partition=scope).inserted == batch.num_rows
     assert len(partition_row_counts(DeltaTable(uri))) == 2
+
+
+def test_a_naive_hour_is_the_utc_instant_so_the_repeated_hour_of_autumn_stays_two(tmp_path):
+    text = CLICKS.replace("timestamp[us, tz=UTC]", "timestamp[us]").replace(
+        "2026-11-01", "2026-10-24"
+    )
+    naive = write_feed(tmp_path / "defs", text)
+    # 2026-10-25: Berlin's clocks go back at 03:00 CEST, so 02:00-03:00 happens twice.
+    keys = [
+        key
+        for key in feed_partitions(naive.partitions).get_partition_keys()
+        if key.startswith("2026-10-25-0")
+    ]
+    starts = [partition_scope(naive, key)["hour"] for key in keys]
+    assert len(keys) == 11  # 00:00 to 09:00, with the 02:00 hour twice
+    assert len(set(starts)) == len(keys)
+    assert dt.datetime(2026, 10, 25, 0) in starts and dt.datetime(2026, 10, 25, 1) in starts
+    assert all(start.tzinfo is None for start in starts)
