@@ -115,10 +115,11 @@ class Feed:
         name: The asset name and the table's folder in the lake (``<lake>/<name>``).
         schema: The columns every landing batch must carry, with their types.
         keys: The merge key columns.
-        partition_column: The date column the table is partitioned by and every row's value of
-            which must equal the start of its partition (the day, the week's Monday, the
-            month's first); ``None`` for an unpartitioned table (each partition's batch then
-            upserts into the whole table).
+        partition_column: The column the table is partitioned by and every row's value of
+            which must equal the start of its partition: a date32 (the day, the week's first
+            day, the month's first) or, for hourly partitions, a timestamp[us, tz=UTC] (the
+            hour's start in UTC) or naive timestamp[us] (the same, without a zone); ``None`` for
+            an unpartitioned table (each partition's batch then upserts into the whole table).
         description: Shown in the Dagster UI.
         evolve_schema: Whether a batch may bring new (nullable) columns, which the merge then
             adds to the table; otherwise such a batch is refused.
@@ -245,6 +246,11 @@ class PartitionsModel(_Model):
         return Partitioning(start=start, cadence=self.cadence, timezone=self.timezone)
 
 
+HOURLY_PARTITION_TYPES = ("timestamp[us, tz=UTC]", "timestamp[us,tz=UTC]", "timestamp[us]")
+"""The partition column types of an hourly feed: the hour's start in UTC (Delta Lake stores a
+timezone-aware timestamp's partition values in UTC), with or without the zone."""
+
+
 def cross_field_problems(
     *,
     name: str,
@@ -277,14 +283,17 @@ def cross_field_problems(
                 f"{column_names} (a date32 column) or null for an unpartitioned table"
             )
         elif cadence == "hourly":
-            problems.append(
-                "partition_column: an hourly feed's table cannot be partitioned by a column yet "
-                "(the merge scopes by a date); write partition_column: null"
-            )
+            if columns[partition_column] not in HOURLY_PARTITION_TYPES:
+                problems.append(
+                    f"partition_column {partition_column!r} is {columns[partition_column]}; it "
+                    "holds each hour's start, so declare it type: timestamp[us, tz=UTC] (or "
+                    "timestamp[us] for the same instant without a zone)"
+                )
         elif columns[partition_column] not in ("date32", "date32[day]"):
             problems.append(
                 f"partition_column {partition_column!r} is {columns[partition_column]}; it holds "
-                "each partition's start day, so declare it type: date32"
+                f"each partition's start day, so declare it type: date32 (a timestamp[us, tz=UTC] "
+                f"column partitions hourly feeds only)"
             )
     path = landing_path or f"{name}/{{date}}.parquet"
     if problem := missing_placeholder(path, cadence):

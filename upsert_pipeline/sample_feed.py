@@ -28,7 +28,7 @@ from upsert_pipeline.delta.storage import arrow_filesystem, storage_options_for
 from upsert_pipeline.delta.uris import DEFAULT_URI_POLICY
 from upsert_pipeline.feeds import Feed, load_feed
 from upsert_pipeline.landing.layout import compression_of
-from upsert_pipeline.partitions import feed_partitions, partition_start
+from upsert_pipeline.partitions import feed_partitions, partition_start, start_value
 
 ROWS_PER_FILE = 50
 _SPAN = {"hourly": 3600, "daily": 86_400, "weekly": 7 * 86_400, "monthly": 28 * 86_400}
@@ -38,7 +38,7 @@ def _value(field: pa.Field, feed: Feed, row: int, start: dt.datetime, rng: rando
     """One plausible value of ``field`` for row ``row`` of the partition starting at ``start``."""
     kind = field.type
     if field.name == feed.partition_column:
-        return start.date()
+        return start_value(feed, start)
     if field.name in feed.keys:
         if pa.types.is_integer(kind):
             return row

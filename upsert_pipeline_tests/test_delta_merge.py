@@ -306,8 +306,9 @@ def test_partition_value_types():
     assert literal("o'k") == "'o''k'"
     with pytest.raises(TypeError):
         literal(True)
-    with pytest.raises(TypeError):
-        literal(dt.datetime(2026, 1, 2))
+    assert literal(dt.datetime(2026, 1, 2, 13)) == "'2026-01-02T13:00:00'"
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    assert literal(dt.datetime(2026, 1, 2, 14, tzinfo=berlin)) == "'2026-01-02T13:00:00+00:00'"
 
 
 @pytest.mark.parametrize(

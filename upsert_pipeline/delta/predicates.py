@@ -34,13 +34,19 @@ def column(alias: str, name: str) -> str:
 
 
 def literal(value: PartitionValue) -> str:
-    """A SQL literal for a partition value: a quoted date or string, or an integer."""
+    """A SQL literal for a partition value: a quoted timestamp, date or string, or an integer.
+
+    A timezone-aware timestamp is written in UTC (``'2026-11-02T13:00:00+00:00'``), as Delta
+    Lake stores the partition values of a ``timestamp[us, tz=UTC]`` column; a naive one as it is.
+    """
     if isinstance(value, bool):
         raise TypeError(f"a partition value must be a str, int or date, not bool ({value!r})")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, dt.datetime):
-        raise TypeError(f"a partition value must be a date, not a datetime ({value!r})")
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC)
+        return f"'{value.isoformat()}'"
     if isinstance(value, dt.date):
         return f"'{value.isoformat()}'"
     if isinstance(value, str):

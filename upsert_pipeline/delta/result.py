@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from upsert_pipeline.delta.profile import Profile
 
 PartitionValue = str | int | dt.date
-"""A partition column's value: a string, an integer or a date."""
+"""A partition column's value: a string, an integer, a date or a timestamp (a datetime)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -135,14 +135,14 @@ def check_partition_values(partition: Mapping[str, PartitionValue]) -> None:
     Raises:
         InvalidIdentifierError: A partition column name is not a plain identifier.
         InvalidPartitionValueError: A value is an empty string (Delta stores it as null, so the
-            rows would land outside the partition asked for), a bool, a datetime, or not a
-            str, int or date at all.
+            rows would land outside the partition asked for), a bool, or not a str, int, date
+            or datetime at all.
     """
     for name, value in partition.items():
         check_identifier(name)
-        if isinstance(value, bool) or isinstance(value, dt.datetime):
+        if isinstance(value, bool):
             raise InvalidPartitionValueError(
-                f"partition value {name}={value!r}: a bool or datetime is not a partition value"
+                f"partition value {name}={value!r}: a bool is not a partition value"
             )
         if not isinstance(value, str | int | dt.date):
             raise InvalidPartitionValueError(
@@ -155,17 +155,38 @@ def check_partition_values(partition: Mapping[str, PartitionValue]) -> None:
             )
 
 
+def _check_value_fits(name: str, value: PartitionValue, column_type: pa.DataType) -> None:
+    """A timestamp column's partition is a datetime (timezone-aware exactly when the column is),
+    any other column's is not: a date would match midnight, a datetime would be cut to its day."""
+    if pa.types.is_timestamp(column_type):
+        aware = isinstance(value, dt.datetime) and value.tzinfo is not None
+        if not isinstance(value, dt.datetime) or aware != (column_type.tz is not None):
+            wanted = "a timezone-aware (UTC)" if column_type.tz is not None else "a naive"
+            raise InvalidPartitionValueError(
+                f"partition value {name}={value!r} does not fit the batch's {column_type} "
+                f"column: give {wanted} datetime"
+            )
+    elif isinstance(value, dt.datetime):
+        raise InvalidPartitionValueError(
+            f"partition value {name}={value!r} is a datetime but the batch's column is "
+            f"{column_type}; a datetime partitions a timestamp column"
+        )
+
+
 def check_partition(batch: pa.Table, partition: Mapping[str, PartitionValue]) -> None:
     """Refuses rows whose partition columns are not the partition being loaded.
 
     Raises:
         MissingColumnError: A partition column is absent from the batch.
+        InvalidPartitionValueError: A datetime for a column that is not a timestamp, or a value
+            that is not a datetime (or not aware exactly when the column is) for a timestamp one.
         PartitionMismatchError: Some row holds another value (or null) in a partition column.
     """
     for name, value in partition.items():
         if name not in batch.column_names:
             raise MissingColumnError(f"batch lacks partition column {name!r}")
         values = batch.column(name)
+        _check_value_fits(name, value, values.type)
         try:
             expected = pa.scalar(value).cast(values.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
