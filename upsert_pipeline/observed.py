@@ -116,11 +116,6 @@ def commit_facts(observed: ObservedCommit) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
-def last_observed_version(instance: dg.DagsterInstance, key: dg.AssetKey) -> int | None:
-    """The table version the asset's latest observation recorded, if any."""
-    return last_observed(instance, key)[0]
-
-
 def last_observed(instance: dg.DagsterInstance, key: dg.AssetKey) -> tuple[int | None, str | None]:
     """The table version and table id the asset's latest observation recorded, if any."""
     records = instance.fetch_observations(key, limit=1).records

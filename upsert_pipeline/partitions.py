@@ -56,13 +56,6 @@ def partition_start(feed: Feed, partition_key: str) -> dt.datetime:
     return partition_window_start(feed, partition_key).replace(tzinfo=None)
 
 
-def partition_day(partition_key: str, feed: Feed | None = None) -> dt.date:
-    """The day a partition key stands for: its start's date (``2026-11-02`` for a daily key)."""
-    if feed is None:
-        return daily_partitions.time_window_for_partition_key(partition_key).start.date()
-    return partition_start(feed, partition_key).date()
-
-
 def start_value(feed: Feed, start: dt.datetime) -> PartitionValue:
     """A partition's start as its partition column holds it: the instant in UTC for a timestamp
     column (timezone-aware for ``timestamp[us, tz=UTC]``, as Delta Lake stores such partition

@@ -6,7 +6,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from upsert_pipeline.delta import UpsertResult
-from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER
+from upsert_pipeline.delta.history import PARTITION_MARKER, PIPELINE_MARKER, RUN_MARKER
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.partitions import partition_scope
 from upsert_pipeline.quality import OnFail, QualityOutcome
@@ -62,7 +62,7 @@ def write_quarantine(
         keys=(*feed.keys, RULE_COLUMN),
         partition=partition,
         commit_metadata={
-            "dagster.run_id": run_id,
+            RUN_MARKER: run_id,
             PIPELINE_MARKER: name,
             PARTITION_MARKER: partition_key,
         },

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from upsert_pipeline.delta.history import metric
 from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
 
 
@@ -100,11 +101,8 @@ def recorded_times(metrics: Mapping[str, Any]) -> dict[str, int]:
         >>> recorded_times({"executionTimeMs": "2281", "scanTimeMs": "935"})
         {'execution_ms': 2281, 'scan_ms': 935}
     """
-    times = {}
-    for name, (snake, camel) in _TIMES.items():
-        value = metrics.get(snake, metrics.get(camel))
-        try:
-            times[name] = int(value)
-        except (TypeError, ValueError):
-            continue
-    return times
+    return {
+        name: value
+        for name, (snake, camel) in _TIMES.items()
+        if (value := metric(metrics, snake, camel)) is not None
+    }

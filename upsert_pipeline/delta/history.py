@@ -239,7 +239,7 @@ class RowChanges:
         return None not in (self.inserted, self.updated, self.deleted)
 
 
-def _metric(metrics: Mapping[str, Any], snake: str, camel: str) -> int | None:
+def metric(metrics: Mapping[str, Any], snake: str, camel: str) -> int | None:
     """A metric in delta-rs's (integer) or Spark's (string) spelling, if recorded."""
     value = metrics.get(snake, metrics.get(camel))
     if value is None:
@@ -271,25 +271,25 @@ def row_changes(commit: Commit) -> RowChanges:
     metrics = commit.metrics
     if not commit.data_change:
         return RowChanges(inserted=0, updated=0, deleted=0, copied=None)
-    copied = _metric(metrics, "num_copied_rows", "numCopiedRows")
+    copied = metric(metrics, "num_copied_rows", "numCopiedRows")
     match commit.operation:
         case "MERGE":
             return RowChanges(
-                inserted=_metric(metrics, "num_target_rows_inserted", "numTargetRowsInserted"),
-                updated=_metric(metrics, "num_target_rows_updated", "numTargetRowsUpdated"),
-                deleted=_metric(metrics, "num_target_rows_deleted", "numTargetRowsDeleted"),
-                copied=_metric(metrics, "num_target_rows_copied", "numTargetRowsCopied"),
+                inserted=metric(metrics, "num_target_rows_inserted", "numTargetRowsInserted"),
+                updated=metric(metrics, "num_target_rows_updated", "numTargetRowsUpdated"),
+                deleted=metric(metrics, "num_target_rows_deleted", "numTargetRowsDeleted"),
+                copied=metric(metrics, "num_target_rows_copied", "numTargetRowsCopied"),
             )
         case operation if operation in WRITE_OPERATIONS:
-            inserted = _metric(metrics, "num_added_rows", "numOutputRows")
+            inserted = metric(metrics, "num_added_rows", "numOutputRows")
             return RowChanges(
                 inserted=inserted, updated=0, deleted=commit.removed_rows, copied=None
             )
         case "DELETE":
-            deleted = _metric(metrics, "num_deleted_rows", "numDeletedRows")
+            deleted = metric(metrics, "num_deleted_rows", "numDeletedRows")
             return RowChanges(inserted=0, updated=0, deleted=deleted, copied=copied)
         case "UPDATE":
-            updated = _metric(metrics, "num_updated_rows", "numUpdatedRows")
+            updated = metric(metrics, "num_updated_rows", "numUpdatedRows")
             return RowChanges(inserted=0, updated=updated, deleted=0, copied=copied)
     return RowChanges(inserted=None, updated=None, deleted=None, copied=None)
 
