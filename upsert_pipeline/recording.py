@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import dagster as dg
 
 from upsert_pipeline import metadata_keys as keys
-from upsert_pipeline.checks.evaluations import latest_target, partition_evaluation
+from upsert_pipeline.checks.evaluations import latest_record, partition_evaluation, target_of
 from upsert_pipeline.checks.judges import VOLUME_BAND, Verdict, VolumeBand, judge_not_empty
 from upsert_pipeline.checks.names import NOT_EMPTY, VOLUME_WITHIN_HISTORY
-from upsert_pipeline.checks.wiring import recorded_ints, volume_verdict
+from upsert_pipeline.checks.wiring import recorded_ints, volume_verdict_on
 from upsert_pipeline.delta import UpsertResult
 from upsert_pipeline.feeds import Feed
 
@@ -53,15 +53,12 @@ def recovered_already(
 ) -> bool:
     """Whether the partition's latest materialization is a recovery of this run's commit at
     ``version`` (another run recorded it while this one was still working)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
+    record = latest_record(instance, asset_key, partition)
+    if record is None or record.asset_materialization is None:
         return False
-    metadata = records[0].asset_materialization.metadata
-    dead_run = metadata.get(keys.RECOVERED_RUN_ID)
+    dead_run = record.asset_materialization.metadata.get(keys.RECOVERED_RUN_ID)
     return (
-        recorded_ints(records[0].asset_materialization).get(keys.VERSION) == version
+        recorded_ints(record.asset_materialization).get(keys.VERSION) == version
         and dead_run is not None
         and dead_run.value == run_id
     )
@@ -115,12 +112,15 @@ class Recorder:
             },
         )
         # Dagster stores an event as it is yielded: the materialization is recorded by now.
-        target = latest_target(self.instance, asset_key, partition_key)
+        recorded = latest_record(self.instance, asset_key, partition_key)
+        target = target_of(recorded) if recorded else None
         for spec in self.inline_specs:
             yield partition_evaluation(spec, partition_key, verdicts[spec.name], target)
         for spec in self.standalone_specs:
             if spec.name == VOLUME_WITHIN_HISTORY:
-                verdict, _ = volume_verdict(self.instance, asset_key, partition_key, self.band)
+                verdict = volume_verdict_on(
+                    self.instance, asset_key, partition_key, recorded, self.band
+                )
             else:
                 verdict = judge_not_empty(
                     result.after, partitioned=self.feed.partition_column is not None

@@ -28,15 +28,23 @@ def target_of(record: dg.EventLogRecord) -> AssetCheckEvaluationTargetMaterializ
     )
 
 
+def latest_record(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
+) -> dg.EventLogRecord | None:
+    """The partition's latest materialization record, or ``None`` if it has none."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
+    ).records
+    return records[0] if records else None
+
+
 def latest_target(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_key: str
 ) -> AssetCheckEvaluationTargetMaterializationData | None:
     """The partition's latest materialization (what Dagster's own conversion of a check result
     points at), or ``None`` if it has none. Read it after the materialization is recorded."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
-    ).records
-    return target_of(records[0]) if records else None
+    record = latest_record(instance, asset_key, partition_key)
+    return target_of(record) if record else None
 
 
 def partition_evaluation(

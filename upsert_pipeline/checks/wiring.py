@@ -23,6 +23,7 @@ from deltalake.exceptions import TableNotFoundError
 from upsert_pipeline import metadata_keys as keys
 from upsert_pipeline.checks.evaluations import (
     check_outputs,
+    latest_record,
     latest_target,
     partition_evaluation,
     target_of,
@@ -193,16 +194,28 @@ def volume_verdict(
 ) -> tuple[Verdict, AssetCheckEvaluationTargetMaterializationData | None]:
     """``volume_within_history``'s verdict on the partition's latest materialization, judged
     against the asset's materializations recorded before it, and that materialization."""
-    mine = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
-    ).records
-    if not mine:
+    mine = latest_record(instance, asset_key, partition_key)
+    return volume_verdict_on(instance, asset_key, partition_key, mine, band), (
+        target_of(mine) if mine else None
+    )
+
+
+def volume_verdict_on(
+    instance: dg.DagsterInstance,
+    asset_key: dg.AssetKey,
+    partition_key: str,
+    mine: dg.EventLogRecord | None,
+    band: VolumeBand = VOLUME_BAND,
+) -> Verdict:
+    """``volume_within_history``'s verdict on ``mine``, the partition's latest materialization
+    record (looked up by the caller), judged against the materializations recorded before it."""
+    if mine is None:
         missing = f"partition {partition_key} has no materialization to judge"
-        return Verdict(False, Severity.WARN, missing), None
+        return Verdict(False, Severity.WARN, missing)
     # Each day counts once in the history (its newest load) and the judged day's own earlier
     # loads not at all: read enough records to fill the band despite re-runs.
     earlier = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, before_storage_id=mine[0].storage_id),
+        dg.AssetRecordsFilter(asset_key=asset_key, before_storage_id=mine.storage_id),
         limit=band.history * _RERUN_HEADROOM,
     ).records
     history = one_per_partition(
@@ -210,8 +223,7 @@ def volume_verdict(
         judged=partition_key,
         limit=band.history,
     )
-    verdict = judge_volume(recorded_ints(mine[0].asset_materialization), history, band)
-    return verdict, target_of(mine[0])
+    return judge_volume(recorded_ints(mine.asset_materialization), history, band)
 
 
 def build_standalone_checks(
