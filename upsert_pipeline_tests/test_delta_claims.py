@@ -43,17 +43,22 @@ def _race(table, take_over) -> list[Claim | None]:
     uri, options = table
     barrier = threading.Barrier(RUNS)
     results: list[Claim | None] = [None] * RUNS
+    errors: list[BaseException] = []
 
     def run(index: int) -> None:
         claims = RecoveryClaims(uri, options)
         barrier.wait()
-        results[index] = claims.claim(3, DEAD, claimant=f"run-{index}", take_over=take_over)
+        try:
+            results[index] = claims.claim(3, DEAD, claimant=f"run-{index}", take_over=take_over)
+        except BaseException as error:  # a thread that failed must not pass as one that lost
+            errors.append(error)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(RUNS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    assert errors == []
     return results
 
 

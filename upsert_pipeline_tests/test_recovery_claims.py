@@ -60,16 +60,23 @@ def _dead_commit(home: Path, lake_uri: str, landing: str, env: dict[str, str]) -
 
 
 def _start_held_run(home: Path, lake_uri: str, landing: str, day: str, hold: Path, env):
-    return subprocess.Popen(
-        [
-            *(sys.executable, "-m", "upsert_pipeline_tests.killed_run"),
-            *("--home", str(home), "--lake", lake_uri, "--landing", landing),
-            *("--first", day, "--last", day, "--hold-dir", str(hold)),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    """The run of ``day``, held after reading the records; its log goes to ``held-<day>.log``
+    (a pipe nobody reads until the end would fill up and block it)."""
+    with (home / f"held-{day}.log").open("wb") as stderr:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "upsert_pipeline_tests.killed_run"),
+                *("--home", str(home), "--lake", lake_uri, "--landing", landing),
+                *("--first", day, "--last", day, "--hold-dir", str(hold)),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+
+
+def _held_log(home: Path, day: str) -> str:
+    return (home / f"held-{day}.log").read_text()[-3000:]
 
 
 def test_two_runs_recovering_the_same_commit_at_once_record_it_once(lake, tmp_path):  # noqa: F811
@@ -86,14 +93,14 @@ def test_two_runs_recovering_the_same_commit_at_once_record_it_once(lake, tmp_pa
     try:
         deadline = time.monotonic() + MARKER_TIMEOUT_S
         while len(list(hold.glob("ready-*"))) < len(runs):
-            for run in runs:
-                assert run.poll() is None, run.stderr.read().decode()[-3000:]
+            for day, run in zip(DAYS[1:3], runs, strict=True):
+                assert run.poll() is None, _held_log(home, day)
             assert time.monotonic() < deadline, "the runs never reached their recovery"
             time.sleep(0.05)
         # Both read the records and found the commit unrecorded: now they race for it.
         (hold / "go").write_text("")
-        for run in runs:
-            assert run.wait(timeout=MARKER_TIMEOUT_S) == 0, run.stderr.read().decode()[-3000:]
+        for day, run in zip(DAYS[1:3], runs, strict=True):
+            assert run.wait(timeout=MARKER_TIMEOUT_S) == 0, _held_log(home, day)
     finally:
         for run in runs:
             if run.poll() is None:

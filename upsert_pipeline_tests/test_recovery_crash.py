@@ -55,23 +55,28 @@ def kill_run_at(
 ) -> None:
     """Starts the run in its own process and SIGKILLs it once it reached its kill point."""
     marker = home / f"killed-{kill_point}-{kill_day}"
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "upsert_pipeline_tests.killed_run"),
-            *("--home", str(home), "--lake", lake, "--landing", landing),
-            *("--first", first, "--last", last),
-            *("--kill-point", kill_point, "--kill-day", kill_day, "--marker", str(marker)),
-        ],
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # The run's log goes to a file: a pipe nobody reads until the end would fill up and block it.
+    log = home / f"killed-{kill_point}-{kill_day}.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "upsert_pipeline_tests.killed_run"),
+                *("--home", str(home), "--lake", lake, "--landing", landing),
+                *("--first", first, "--last", last),
+                *("--kill-point", kill_point, "--kill-day", kill_day, "--marker", str(marker)),
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + MARKER_TIMEOUT_S
     try:
         while not marker.exists():
             if process.poll() is not None:
-                raise AssertionError(f"the run ended before its kill point: {process.stderr}")
+                raise AssertionError(
+                    f"the run ended before its kill point: {log.read_text()[-3000:]}"
+                )
             assert time.monotonic() < deadline, "the run never reached its kill point"
             time.sleep(0.05)
     finally:
