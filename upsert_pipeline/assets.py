@@ -177,7 +177,8 @@ def _merge(
     """
     watch = Stopwatch()
     with watch.phase(LANDING_READ):
-        batch = landing.read_batch(feed, partition_key)
+        files = landing.files(feed, partition_key)
+        batch = landing.read_batch(feed, partition_key, files=files)
     with watch.phase(EXPECTATIONS):
         quality = evaluate_expectations(
             batch, feed.expectations, feed=feed.name, partition=partition_key
@@ -223,5 +224,6 @@ def _merge(
             landing_rows=quality.kept.num_rows,
             expectations=quality.outcomes,
         )
-    metadata.update(load_cost(lake, feed, landing, watch, result, partition_key=partition_key))
+    landing_bytes = sum(file.size for file in files)
+    metadata.update(load_cost(lake, feed, watch, result, landing_bytes=landing_bytes))
     return _Merged(partition_key=partition_key, result=result, metadata=metadata, verdicts=verdicts)

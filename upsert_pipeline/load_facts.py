@@ -12,7 +12,7 @@ from upsert_pipeline.delta.profile import read_profiles
 from upsert_pipeline.feeds import Feed
 from upsert_pipeline.load_metadata import profile_metadata, quality_metadata, schema_metadata
 from upsert_pipeline.quality import QualityOutcome
-from upsert_pipeline.resources import DeltaMergeResource, LandingResource
+from upsert_pipeline.resources import DeltaMergeResource
 
 
 def load_facts(
@@ -39,26 +39,16 @@ def load_facts(
     }
 
 
-def landing_bytes(landing: LandingResource, feed: Feed, partition_key: str) -> int | None:
-    """Size of the partition's landing files (every file its layout matches), from one listing
-    of their filesystem; ``None`` if they cannot be listed."""
-    try:
-        return sum(file.size for file in landing.files(feed, partition_key))
-    except (OSError, ValueError):
-        return None
-
-
 def load_cost(
     lake: DeltaMergeResource,
     feed: Feed,
-    landing: LandingResource,
     watch: Stopwatch,
     result: UpsertResult,
     *,
-    partition_key: str,
+    landing_bytes: int,
 ) -> dict[str, dg.MetadataValue]:
-    """The cost of the load: phase times, landing bytes, the commit's files and bytes (from its
-    commit file, when the merge wrote a version), peak memory."""
+    """The cost of the load: phase times, the landing bytes read, the commit's files and bytes
+    (from its commit file, when the merge wrote a version), peak memory."""
     files = (
         read_commit_files(
             lake.table_uri(feed.name),
@@ -68,6 +58,4 @@ def load_cost(
         if result.committed
         else None
     )
-    return cost_metadata(
-        watch, result, files, landing_bytes=landing_bytes(landing, feed, partition_key)
-    )
+    return cost_metadata(watch, result, files, landing_bytes=landing_bytes)

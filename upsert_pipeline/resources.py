@@ -110,9 +110,11 @@ class LandingResource(_AllowListedResource):
         self.uri_policy().check(self.uri, what="landing")
         return scan(self.uri, feed.layout, storage_options=self.resolved_storage_options(self.uri))
 
-    def read_batch(self, feed: Feed, partition_key: str) -> pa.Table:
-        """Reads and validates every landing file of one partition of ``feed``; see
-        ``upsert_pipeline.landing.read_partition``."""
+    def read_batch(
+        self, feed: Feed, partition_key: str, *, files: Sequence[LandingFile] | None = None
+    ) -> pa.Table:
+        """Reads and validates every landing file of one partition of ``feed`` (``files``, when
+        the caller listed them with ``files``); see ``upsert_pipeline.landing.read_partition``."""
         return read_partition(
             self.uri,
             feed.layout,
@@ -124,6 +126,7 @@ class LandingResource(_AllowListedResource):
             evolve=feed.evolve_schema,
             uri_policy=self.uri_policy(),
             storage_options=self.resolved_storage_options(self.uri),
+            files=files,
         )
 
 

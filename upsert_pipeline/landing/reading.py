@@ -68,7 +68,12 @@ def list_files(
     first wildcard.
     """
     fs, root = _root(landing_uri, storage_options, filesystem)
-    base = landing_uri.rstrip("/")
+    return _list(fs, root, landing_uri.rstrip("/"), glob)
+
+
+def _list(fs: pafs.FileSystem, root: str, base: str, glob: str) -> list[LandingFile]:
+    """``list_files`` on a filesystem already resolved: ``root`` is the landing root's path in
+    ``fs``, ``base`` its URI."""
     if not set("*?[") & set(glob):
         info = fs.get_file_info(f"{root}/{glob}")
         if info.type != pafs.FileType.File:
@@ -130,6 +135,7 @@ def read_partition(
     filesystem: pafs.FileSystem | None = None,
     uri_policy: UriPolicy | None = None,
     storage_options: Mapping[str, str] | None = None,
+    files: Sequence[LandingFile] | None = None,
 ) -> pa.Table:
     """Reads every landing file of one partition and conforms the batch to ``schema``.
 
@@ -146,6 +152,8 @@ def read_partition(
         uri_policy: The allowed schemes and roots of ``landing_uri``.
         storage_options: The object-store options of ``landing_uri``; its store's standard
             environment when ``None``.
+        files: The partition's files, when the caller listed them already
+            (``list_partition_files``); listed here when ``None``.
 
     Returns:
         The batch with the declared columns and types first, then any new columns (if
@@ -163,8 +171,9 @@ def read_partition(
     (uri_policy or DEFAULT_URI_POLICY).check(landing_uri, what="landing")
     where = f"{feed_name} {partition_key}"
     glob = layout.partition_glob(start, partition_key)
-    fs, _ = _root(landing_uri, storage_options, filesystem)
-    files = list_files(landing_uri, glob, filesystem=filesystem, storage_options=storage_options)
+    fs, root = _root(landing_uri, storage_options, filesystem)
+    if files is None:
+        files = _list(fs, root, landing_uri.rstrip("/"), glob)
     if not files:
         raise LandingFileNotFoundError(
             f"{where}: no landing file for the partition: nothing matches "
