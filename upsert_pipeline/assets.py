@@ -19,8 +19,8 @@ from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import feed_partitions, partition_scope
 from upsert_pipeline.quality import ExpectationFailedError, evaluate_expectations
 from upsert_pipeline.quarantine import write_quarantine
-from upsert_pipeline.recording import Recorder, standalone_specs
-from upsert_pipeline.recovery import DEFAULT_GRACE_S, find_unrecorded, recover_events
+from upsert_pipeline.recording import standalone_specs
+from upsert_pipeline.recovery import DEFAULT_GRACE_S, recover_first
 from upsert_pipeline.resources import DeltaMergeResource, LandingResource
 
 
@@ -107,28 +107,15 @@ def build_upsert_asset(
     ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.Output[None]]:
         selected = [spec for spec in check_specs if spec.key in context.selected_asset_check_keys]
         # Commits of runs that died before recording them, recorded before this run merges.
-        recovery = find_unrecorded(
+        recorder = yield from recover_first(
             context.instance,
             feed,
             lake,
-            current_run_id=context.run.run_id,
+            run_id=context.run.run_id,
             grace_s=config.recovery_grace_s,
-        )
-        recorder = Recorder(
-            context.instance,
-            feed,
-            selected,
-            standalone_specs(context, feed),
-            recovery.checked_through,
-            context.run.run_id,
-            volume_band,
-        )
-        yield from recover_events(
-            context.instance,
-            feed,
-            lake,
-            recovery,
-            recorder,
+            inline_specs=selected,
+            standalone_specs=standalone_specs(context, feed),
+            band=volume_band,
             partitions_def=context.assets_def.partitions_def,
             log=context.log,
         )

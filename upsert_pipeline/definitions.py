@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from upsert_pipeline.check_defs import raise_for_mistakes
-from upsert_pipeline.feeds import feed_names, load_feed
+from upsert_pipeline.feeds import feed_names
 from upsert_pipeline.lake_maintenance import maintenance_definitions
 from upsert_pipeline.observed import observed_definitions
 from upsert_pipeline.partitions import daily_partitions
@@ -92,7 +92,7 @@ def build_definitions(
         description="Evaluates the standalone checks of one day's partition; materializes nothing.",
     )
     tables = [key.path[-1] for asset in all_assets for key in asset.keys]
-    recover_lake = build_recover_job([load_feed(name) for name in feed_names() if name in tables])
+    recover_lake = build_recover_job([name for name in feed_names() if name in tables])
     shared = dg.Definitions(
         jobs=[ingest_daily, check_lake, recover_lake],
         resources=dict(default_resources() if resources is None else resources),

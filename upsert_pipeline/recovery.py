@@ -35,20 +35,20 @@ The ``recover_lake`` job does the same for every feed without merging anything.
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import dagster as dg
 from pydantic import Field
 
 from upsert_pipeline import metadata_keys as keys
-from upsert_pipeline.checks.judges import Severity, Verdict
+from upsert_pipeline.checks.judges import VOLUME_BAND, Severity, Verdict, VolumeBand
 from upsert_pipeline.checks.names import expectation_check
 from upsert_pipeline.checks.wiring import inline_check_specs, inline_verdicts, recorded_ints
 from upsert_pipeline.delta.claims import Claim, RecoveryClaims
 from upsert_pipeline.delta.history import Commit
 from upsert_pipeline.delta.recovery import committed_result, pipeline_commits
-from upsert_pipeline.feeds import Feed
+from upsert_pipeline.feeds import Feed, load_feed
 from upsert_pipeline.metadata import upsert_metadata
 from upsert_pipeline.partitions import partition_scope
 from upsert_pipeline.recording import Recorder, RecordEvent
@@ -244,9 +244,44 @@ def find_unrecorded(
     return Recovery(claimed, waiting, max(checked_through, after))
 
 
-def recover_events(
+def recover_first(
     instance: dg.DagsterInstance,
     feed: Feed,
+    lake: DeltaMergeResource,
+    *,
+    run_id: str,
+    grace_s: float,
+    inline_specs: Sequence[dg.AssetCheckSpec],
+    standalone_specs: Sequence[dg.AssetCheckSpec] = (),
+    band: VolumeBand = VOLUME_BAND,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    log: dg.DagsterLogManager,
+) -> Generator[RecordEvent, None, Recorder]:
+    """Records the commits of ``feed`` whose run died before recording them (``find_unrecorded``)
+    and returns the ``Recorder`` the run then records its own partitions with.
+
+    Example:
+        >>> recorder = yield from recover_first(instance, feed, lake, run_id=..., ...)
+    """
+    recovery = find_unrecorded(instance, feed, lake, current_run_id=run_id, grace_s=grace_s)
+    log.info(
+        f"{feed.name}: {len(recovery.commits)} commit(s) to recover, "
+        f"{len(recovery.waiting)} left to runs that may be alive"
+    )
+    recorder = Recorder(
+        instance,
+        feed,
+        list(inline_specs),
+        list(standalone_specs),
+        recovery.checked_through,
+        run_id,
+        band,
+    )
+    yield from _recover_events(lake, recovery, recorder, partitions_def=partitions_def, log=log)
+    return recorder
+
+
+def _recover_events(
     lake: DeltaMergeResource,
     recovery: Recovery,
     recorder: Recorder,
@@ -256,6 +291,7 @@ def recover_events(
 ) -> Iterator[RecordEvent]:
     """Each commit of ``recovery`` as its partition's materialization, labelled recovered, and
     the selected checks' verdicts on it, oldest commit first."""
+    instance, feed = recorder.instance, recorder.feed
     table_uri = lake.table_uri(feed.name)
     for index, commit in enumerate(recovery.commits):
         # Should this run die part-way, the watermark stays below the commits not recorded yet.
@@ -329,41 +365,26 @@ class RecoverConfig(dg.Config):
     )
 
 
-def build_recover_job(feeds: Sequence[Feed]) -> dg.JobDefinition:
-    """``recover_lake``: records every feed's unrecorded pipeline commits, merging nothing."""
-    by_name = {feed.name: feed for feed in feeds}
+def build_recover_job(feed_names: Sequence[str]) -> dg.JobDefinition:
+    """``recover_lake``: records every feed's unrecorded pipeline commits, merging nothing (each
+    feed's YAML is read when the job runs, not when the code location loads)."""
 
     @dg.op(name="recover_commits", out={}, description="Records commits whose run died first.")
     def _recover(
         context: dg.OpExecutionContext, config: RecoverConfig, lake: DeltaMergeResource
     ) -> Iterator[RecordEvent]:
-        unknown = sorted(set(config.feeds) - set(by_name))
+        unknown = sorted(set(config.feeds) - set(feed_names))
         if unknown:
-            raise dg.Failure(f"no such feed(s): {unknown}; feeds are {sorted(by_name)}")
-        for name in config.feeds or sorted(by_name):
-            feed = by_name[name]
-            recovery = find_unrecorded(
-                context.instance, feed, lake, current_run_id=context.run_id, grace_s=config.grace_s
-            )
-            context.log.info(
-                f"{name}: {len(recovery.commits)} commit(s) to recover, "
-                f"{len(recovery.waiting)} left to runs that may be alive"
-            )
-            recorder = Recorder(
-                context.instance,
-                feed,
-                inline_check_specs(feed),
-                [],
-                recovery.checked_through,
-                context.run_id,
-            )
-            yield from recover_events(
+            raise dg.Failure(f"no such feed(s): {unknown}; feeds are {sorted(feed_names)}")
+        for name in config.feeds or sorted(feed_names):
+            feed = load_feed(name)
+            yield from recover_first(
                 context.instance,
                 feed,
                 lake,
-                recovery,
-                recorder,
-                partitions_def=None,
+                run_id=context.run_id,
+                grace_s=config.grace_s,
+                inline_specs=inline_check_specs(feed),
                 log=context.log,
             )
 
