@@ -73,6 +73,7 @@ class Commit:
         touched_partitions: The ``partitionValues`` of the files the commit added or removed
             with ``dataChange``, each as sorted ``(column, value)`` pairs; ``None`` when one
             of those actions does not say (then any partition may have changed).
+        info: The raw ``commitInfo`` (``{}`` if none), for the keys a writer added of its own.
     """
 
     version: int
@@ -89,6 +90,7 @@ class Commit:
     run_id: str | None = None
     read_version: int | None = None
     touched_partitions: frozenset[tuple[tuple[str, str | None], ...]] | None = None
+    info: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -160,6 +162,7 @@ def parse_commit(version: int, actions: Sequence[Mapping[str, Any]]) -> Commit:
         run_id=str(run_id) if run_id is not None else None,
         read_version=int(read_version) if read_version is not None else None,
         touched_partitions=touched,
+        info=dict(info),
     )
 
 

@@ -22,7 +22,7 @@ from pyarrow import fs as pafs
 
 from upsert_pipeline.delta.counts import snapshot_counts
 from upsert_pipeline.delta.history import Commit, read_commits
-from upsert_pipeline.delta.log_files import log_filesystem, read_commit_actions
+from upsert_pipeline.delta.log_files import log_filesystem
 from upsert_pipeline.delta.merge import APP_ID_KEY, ATTEMPT_KEY, SNAPSHOT_KEY
 from upsert_pipeline.delta.result import PartitionValue, UpsertResult
 
@@ -119,7 +119,7 @@ def committed_result(
     before = snapshot_counts(
         DeltaTable(table_uri, version=read_version, storage_options=options), partition
     )
-    info = _commit_info(table_uri, commit.version, options)
+    info = commit.info
     snapshot = bool(info.get(SNAPSHOT_KEY, False))
     inserted = _int(metrics, "num_target_rows_inserted")
     updated = _int(metrics, "num_target_rows_updated")
@@ -151,10 +151,3 @@ def committed_result(
         snapshot=snapshot,
         schema=pa.schema(after_table.schema().to_arrow()),
     )
-
-
-def _commit_info(table_uri: str, version: int, options: Mapping[str, str] | None) -> dict[str, Any]:
-    """The raw ``commitInfo`` of one version (``{}`` if it has none)."""
-    filesystem, log_path = log_filesystem(table_uri, options)
-    actions = read_commit_actions(filesystem, log_path, version) or []
-    return next((dict(a["commitInfo"]) for a in actions if "commitInfo" in a), {})
