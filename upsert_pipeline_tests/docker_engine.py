@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from upsert_pipeline_tests.deployment import COMPOSE_FILE
 from upsert_pipeline_tests.docker_standins import docker, docker_command
 from upsert_pipeline_tests.processes import free_port
 from upsert_pipeline_tests.webserver import PROJECT_DIR
 
-COMPOSE_FILE = PROJECT_DIR / "docker-compose.yml"
 APP_IMAGE = "upsert-pipeline:latest"
 DOCKERD = "/usr/sbin/dockerd"
 DOCKER_SOCKET = Path("/var/run/docker.sock")

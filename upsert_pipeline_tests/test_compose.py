@@ -27,11 +27,11 @@ from upsert_pipeline_tests.deployment import (
     SAMPLE_DATA,
     WEBSERVER,
 )
+from upsert_pipeline_tests.docker_engine import ENV_FILE_PREFIXES
 
 DAGSTER_SERVICES = (CODE_LOCATION, WEBSERVER, DAEMON)
 # Every service that reads or writes the lake or the landing zone.
 S3_CLIENTS = (SAMPLE_DATA, *DAGSTER_SERVICES)
-ENV_FILE_PREFIXES = ("POSTGRES_", "WEBSERVER_", "MINIO_")
 SECRET_REFERENCES = ("${POSTGRES_PASSWORD:?", "${MINIO_ROOT_PASSWORD:?")
 WORKSPACE = "/opt/dagster/dagster_home/workspace.yaml"
 
