@@ -6,7 +6,7 @@ commit wrote and the bytes it took out of the table, without listing or opening 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,11 @@ def read_commit_files(
     """
     filesystem, log_path = log_filesystem(table_uri, storage_options)
     actions = read_commit_actions(filesystem, log_path, version)
-    if actions is None:
-        return None
+    return None if actions is None else commit_files(version, actions)
+
+
+def commit_files(version: int, actions: Sequence[Mapping[str, Any]]) -> CommitFiles:
+    """The files of version ``version``'s commit, from its actions."""
     adds = [action["add"] for action in actions if "add" in action]
     removes = [action["remove"] for action in actions if "remove" in action]
     # A file removed and added again by the same commit got a new deletion vector: no data file

@@ -174,15 +174,23 @@ def read_commits(
 
     One small GET per version: on an object store their latency adds up, so they overlap.
     """
+    return [
+        (version, None if actions is None else parse_commit(version, actions))
+        for version, actions in read_versions_actions(table_uri, versions, storage_options)
+    ]
+
+
+def read_versions_actions(
+    table_uri: str, versions: Sequence[int], storage_options: Mapping[str, str] | None = None
+) -> list[tuple[int, list[dict[str, Any]] | None]]:
+    """Each version's actions, in order, from its own ``_delta_log/<version>.json`` (the GETs
+    overlap); ``None`` where that file is gone."""
     if not versions:
         return []
     filesystem, log_path = log_filesystem(table_uri, storage_options)
     with ThreadPoolExecutor(max_workers=min(_READERS, len(versions))) as pool:
         read = pool.map(lambda v: read_commit_actions(filesystem, log_path, v), versions)
-        return [
-            (version, None if actions is None else parse_commit(version, actions))
-            for version, actions in zip(versions, read, strict=True)
-        ]
+        return list(zip(versions, read, strict=True))
 
 
 def commits_between(

@@ -15,9 +15,15 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from deltalake import DeltaTable
 
-from upsert_pipeline.delta.commit_files import CommitFiles, read_commit_files
+from upsert_pipeline.delta.commit_files import CommitFiles, commit_files
 from upsert_pipeline.delta.counts import snapshot_counts
-from upsert_pipeline.delta.history import Commit, RowChanges, read_commits, row_changes
+from upsert_pipeline.delta.history import (
+    Commit,
+    RowChanges,
+    parse_commit,
+    read_versions_actions,
+    row_changes,
+)
 from upsert_pipeline.delta.partition_counts import partition_row_counts
 from upsert_pipeline.delta.profile import Profile, snapshot_profiles
 from upsert_pipeline.delta.result import PartitionValue
@@ -136,16 +142,18 @@ def observe_commits(
     if reading and reading[0] > 0:
         table.load_as_version(reading[0] - 1)
         previous = _schema(table)
-    for version, commit in read_commits(table_uri, reading, storage_options):
-        if commit is None:
+    # Each commit file read once: its commit and its files both come from the same actions.
+    for version, actions in read_versions_actions(table_uri, reading, storage_options):
+        if actions is None:
             skipped.append(version)
             previous = None  # the schema before the next commit is unknown
             continue
+        commit = parse_commit(version, actions)
         table.load_as_version(version)
         counts = snapshot_counts(table)
         schema = _schema(table)
         changes = schema_changes(previous, schema)
-        files = read_commit_files(table_uri, version, storage_options=storage_options)
+        files = commit_files(version, actions)
         touched = _touched(files)
         try:
             profile, *partition_profiles = snapshot_profiles(table, [None, *touched])
