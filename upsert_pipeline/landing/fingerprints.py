@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pyarrow.fs as pafs
 
 from upsert_pipeline.landing.layout import LandingLayout
-from upsert_pipeline.landing.reading import LandingFile, _root
+from upsert_pipeline.landing.reading import LandingFile, _root, matching_files
 
 
 @dataclass(frozen=True)
@@ -36,24 +36,13 @@ def scan(
     """Every file under ``landing_uri`` the layout matches, with its placeholder values, from one
     listing of the deepest folder all partitions share."""
     fs, root = _root(landing_uri, storage_options, filesystem)
-    base = landing_uri.rstrip("/")
-    prefix = layout.search_root()
-    folder = f"{root}/{prefix}" if prefix else root
     pattern: re.Pattern[str] = layout.template_regex()
-    found = []
-    selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
-    for info in fs.get_file_info(selector):
-        if info.type != pafs.FileType.File:
-            continue
-        relative = info.path[len(root) + 1 :]
-        if match := pattern.fullmatch(relative):
-            file = LandingFile(
-                uri=f"{base}/{relative}",
-                fs_path=info.path,
-                size=int(info.size or 0),
-                mtime_ns=info.mtime_ns,
-            )
-            found.append(LandedFile(file=file, fields=match.groupdict()))
+    found = [
+        LandedFile(file=file, fields=match.groupdict())
+        for file, match in matching_files(
+            fs, root, landing_uri.rstrip("/"), layout.search_root(), pattern
+        )
+    ]
     return sorted(found, key=lambda landed: landed.file.fs_path)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -79,18 +79,24 @@ def _list(fs: pafs.FileSystem, root: str, base: str, glob: str) -> list[LandingF
         if info.type != pafs.FileType.File:
             return []
         return [_info_file(info, f"{base}/{glob}")]
-    prefix = static_prefix(glob)
+    pattern = re.compile(glob_to_regex(glob))
+    found = [file for file, _ in matching_files(fs, root, base, static_prefix(glob), pattern)]
+    return sorted(found, key=lambda file: file.fs_path)
+
+
+def matching_files(
+    fs: pafs.FileSystem, root: str, base: str, prefix: str, pattern: re.Pattern[str]
+) -> Iterator[tuple[LandingFile, re.Match[str]]]:
+    """The files below ``<root>/<prefix>`` (one recursive listing) whose path relative to
+    ``root`` matches ``pattern``, each with its match; ``base`` is the root's URI."""
     folder = f"{root}/{prefix}" if prefix else root
     selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
-    pattern = re.compile(glob_to_regex(glob))
-    found = []
     for info in fs.get_file_info(selector):
         if info.type != pafs.FileType.File:
             continue
         relative = info.path[len(root) + 1 :]
-        if pattern.fullmatch(relative):
-            found.append(_info_file(info, f"{base}/{relative}"))
-    return sorted(found, key=lambda file: file.fs_path)
+        if match := pattern.fullmatch(relative):
+            yield _info_file(info, f"{base}/{relative}"), match
 
 
 def list_partition_files(
